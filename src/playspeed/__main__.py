@@ -1,0 +1,3 @@
+from playspeed.cli import main
+
+raise SystemExit(main())

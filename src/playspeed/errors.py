@@ -1,0 +1,9 @@
+"""The one exception type users see: a problem with their input, told in one line."""
+
+
+class PlayspeedError(Exception):
+    """Bad input (a file, a config value, a checkpoint) that stops a command.
+
+    The CLI prints ``error: <message>`` and exits non-zero, without a traceback.
+    Messages name the offending file (and line, where there is one) and the problem.
+    """
