@@ -128,6 +128,45 @@ def _build_parser(handlers: dict[str, Callable[[argparse.Namespace], int | None]
 
 # --- training commands (pretrain, finetune, test) ---
 
+
+def _run_dir(out: Path | None, config_name: str | None, stage: str) -> Path:
+    """``--out``, or ``runs/<stage>/<config name>``."""
+    return out or Path("runs") / stage / Path(config_name or stage).stem
+
+
+def _run_pretrain(args: argparse.Namespace) -> int:
+    from playspeed.config import load_config
+    from playspeed.tasks.pretext import pretrain
+
+    config = load_config(args.config, args.overrides)
+    out = _run_dir(args.out, args.config, "pretrain")
+    metrics = pretrain(config, out, resume=args.resume)
+    print(f"pretext accuracy {metrics.get('pretext_val_acc', float('nan')):.1f}% "
+          f"on {metrics['num_videos']} held-out videos; run in {out}")
+    return 0
+
+
+def _run_finetune(args: argparse.Namespace) -> int:
+    from playspeed.config import load_config
+    from playspeed.tasks.finetune import finetune
+
+    config = load_config(args.config, args.overrides)
+    out = _run_dir(args.out, args.config, "finetune")
+    metrics = finetune(config, out, init=args.init, resume=args.resume)
+    print(f"validation clip accuracy {metrics.get('val_clip_top1', float('nan')):.1f}% "
+          f"on {metrics['num_videos']} held-out videos; run in {out}")
+    return 0
+
+
+def _run_test(args: argparse.Namespace) -> int:
+    from playspeed.tasks.evaluation import evaluate
+
+    out = args.out or args.ckpt.parent.parent / "test"
+    metrics = evaluate(args.ckpt, out=out, num_clips=args.clips, overrides=args.overrides)
+    print(f"clip top-1 {metrics['clip_top1']:.1f}%  video top-1 {metrics['video_top1']:.1f}%  "
+          f"({metrics['num_videos']} videos); written to {out}")
+    return 0
+
 # --- evaluation commands (retrieve, extract, probe, speed) ---
 
 # --- demo ---

@@ -1,0 +1,79 @@
+"""Plots and the run report: confusion matrices, training curves, result tables."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from playspeed.io import atomic_write_bytes  # noqa: E402
+
+
+def save_figure(fig, path: Path) -> Path:
+    """Write a figure atomically (temp file + rename) and close it."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    atomic_write_bytes(path, buffer.getvalue())
+    return Path(path)
+
+
+def plot_confusion(matrix: np.ndarray, classes: Sequence[str], path: Path, *, title: str = ""
+                   ) -> Path:
+    """Row-normalised confusion matrix (rows: true class, columns: prediction)."""
+    totals = matrix.sum(1, keepdims=True)
+    normalised = np.divide(matrix, totals, out=np.zeros(matrix.shape), where=totals > 0)
+    size = max(4.0, 0.35 * len(classes) + 2)
+    fig, ax = plt.subplots(figsize=(size + 1, size))
+    image = ax.imshow(normalised, cmap="Blues", vmin=0, vmax=1)
+    ticks = np.arange(len(classes))
+    ax.set_xticks(ticks, classes, rotation=90, fontsize=7)
+    ax.set_yticks(ticks, classes, fontsize=7)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    if len(classes) <= 20:
+        for (row, col), count in np.ndenumerate(matrix):
+            if count:
+                ax.text(col, row, str(count), ha="center", va="center", fontsize=6,
+                        color="white" if normalised[row, col] > 0.5 else "black")
+    ax.set_title(title)
+    fig.colorbar(image, ax=ax, fraction=0.046)
+    return save_figure(fig, path)
+
+
+def read_csv_log(path: Path) -> dict[str, list[tuple[int, float]]]:
+    """Lightning's CSV log as ``{metric: [(step, value), ...]}``."""
+    series: dict[str, list[tuple[int, float]]] = {}
+    with open(path, newline="") as f:
+        for row in csv.DictReader(f):
+            step = int(row.get("step") or 0)
+            for key, value in row.items():
+                if key not in ("step", "epoch") and value not in ("", None):
+                    series.setdefault(key, []).append((step, float(value)))
+    return series
+
+
+def plot_curves(runs: dict[str, Path], metrics: Sequence[str], path: Path, *,
+                title: str = "") -> Path:
+    """One panel per metric; one line per run (``{label: OUT/logs/csv/metrics.csv}``)."""
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.5 * len(metrics), 3.4), squeeze=False)
+    for ax, metric in zip(axes[0], metrics, strict=True):
+        for label, csv_path in runs.items():
+            points = read_csv_log(csv_path).get(metric, [])
+            if points:
+                steps, values = zip(*points, strict=True)
+                ax.plot(steps, values, label=label, marker="." if len(points) < 30 else None)
+        ax.set_title(metric)
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    return save_figure(fig, path)

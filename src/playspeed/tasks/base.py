@@ -1,0 +1,119 @@
+"""What pretext training and fine-tuning share: the backbone from config, the optimiser and
+schedule, input memory format, and checkpoints that describe themselves.
+
+A checkpoint's ``hyper_parameters`` hold ``config`` (the resolved config, a plain dict) and
+``task`` ("pretrain" | "finetune"), so any checkpoint loads with one call
+(:func:`playspeed.tasks.checkpoints.load_task`) without the YAML it came from.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import lightning as L
+import torch
+from torch import nn
+
+from playspeed.config import Config, config_from_dict, config_to_dict
+from playspeed.models import build_backbone
+
+
+def backbone_from_config(config: Config, *, clip_len: int | None = None) -> nn.Module:
+    """The configured backbone; TGN group counts follow ``clip_len`` (default: the config's)."""
+    model = config.model
+    return build_backbone(
+        model.backbone, norm=model.norm, clip_len=clip_len or config.clip.len,
+        frames_per_group=model.frames_per_group,
+        groups_per_stage=list(model.groups_per_stage) if model.groups_per_stage else None,
+        width=model.width,
+    )
+
+
+class VideoTask(L.LightningModule):
+    """Base of the Lightning modules: subclasses set ``self.backbone`` and the heads."""
+
+    task_name = "task"
+
+    def __init__(self, config: Config | dict[str, Any], **extra: Any) -> None:
+        super().__init__()
+        self.config = config if isinstance(config, Config) else config_from_dict(config)
+        self.save_hyperparameters({"config": config_to_dict(self.config),
+                                   "task": self.task_name, **extra})
+
+    # Input -------------------------------------------------------------------------------
+
+    def embed(self, clips: torch.Tensor) -> torch.Tensor:
+        """Clips ``B x C x T x H x W`` -> pooled backbone features ``B x D``."""
+        if self.config.trainer.memory_format == "channels_last_3d":
+            clips = clips.contiguous(memory_format=torch.channels_last_3d)
+        return self.backbone(clips)
+
+    def setup(self, stage: str) -> None:
+        if self.config.trainer.memory_format == "channels_last_3d":
+            self.to(memory_format=torch.channels_last_3d)
+
+    # Optimisation ------------------------------------------------------------------------
+
+    def parameter_groups(self) -> list[dict[str, Any]]:
+        """Parameter groups with their learning rates; weight decay spares norms and biases."""
+        return decay_groups(self.named_parameters(), lr=self.config.optim.lr,
+                             weight_decay=self.config.optim.weight_decay)
+
+    def configure_optimizers(self):
+        optim = self.config.optim
+        groups = self.parameter_groups()
+        if optim.name == "sgd":
+            optimizer = torch.optim.SGD(groups, lr=optim.lr, momentum=optim.momentum)
+        else:
+            optimizer = torch.optim.AdamW(groups, lr=optim.lr)
+        steps_per_epoch = max(1, self.trainer.estimated_stepping_batches
+                              // max(1, self.trainer.max_epochs))
+        total_steps = max(1, int(self.trainer.estimated_stepping_batches))
+        warmup_steps = int(optim.warmup_epochs * steps_per_epoch)
+        milestones = [epoch * steps_per_epoch for epoch in optim.step_epochs]
+
+        def factor(step: int) -> float:
+            if step < warmup_steps:
+                return (step + 1) / warmup_steps
+            if optim.schedule == "cosine":
+                progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+                return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+            if optim.schedule == "step":
+                return optim.step_gamma ** sum(step >= m for m in milestones)
+            return 1.0
+
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        return {"optimizer": optimizer,
+                "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    # Reproducible resume -----------------------------------------------------------------
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Lightning does not store the global RNG; dropout draws from it, so a resumed run
+        # restores it to continue exactly as an uninterrupted one.
+        checkpoint["torch_rng_state"] = torch.get_rng_state()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if "torch_rng_state" in checkpoint:
+            torch.set_rng_state(checkpoint["torch_rng_state"])
+
+
+def decay_groups(named_parameters, *, lr: float, weight_decay: float,
+                  prefix_lr: dict[str, float] | None = None) -> list[dict[str, Any]]:
+    """Split parameters into (lr, decay) groups: 1-d tensors (norm affine, biases) get no decay.
+
+    ``prefix_lr`` maps a name prefix (e.g. ``"backbone."``) to its own learning rate.
+    """
+    groups: dict[tuple[float, float], list[nn.Parameter]] = {}
+    for name, param in named_parameters:
+        if not param.requires_grad:
+            continue
+        group_lr = lr
+        for prefix, value in (prefix_lr or {}).items():
+            if name.startswith(prefix):
+                group_lr = value
+        decay = weight_decay if param.ndim > 1 else 0.0
+        groups.setdefault((group_lr, decay), []).append(param)
+    return [{"params": params, "lr": group_lr, "weight_decay": decay}
+            for (group_lr, decay), params in groups.items()]

@@ -1,0 +1,132 @@
+"""From a :class:`Config` to records, frame sources, datasets and data loaders.
+
+The one place where config values become the library's keyword arguments for the data
+layer. Epoch-dependent randomness lives in the datasets (seeded by seed, epoch and index);
+:class:`EpochSampler` carries the epoch to them, so an epoch is one pass over the videos
+whatever the number of workers or devices, and a resumed run draws what an uninterrupted
+one would have drawn.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+
+from playspeed.config import Config
+from playspeed.data import (
+    ClipClassification,
+    FrameStore,
+    PlaybackSpeedClips,
+    RawVideos,
+    VideoRecord,
+    build_records,
+)
+from playspeed.data.transforms import build_clip_transform
+from playspeed.errors import PlayspeedError
+
+
+def load_records(config: Config, subset: str) -> Sequence[VideoRecord]:
+    """The ``subset`` ("train" | "test") of the configured dataset and split."""
+    data = config.data
+    if not data.videos:
+        raise PlayspeedError("config: data.videos is not set (give data.videos=PATH)")
+    return build_records(data.dataset, videos=data.videos, splits=data.splits, split=data.split,
+                         subset=subset, skip_missing=data.skip_missing)
+
+
+def build_source(config: Config) -> FrameStore | RawVideos:
+    """The prepared store when ``data.store`` is set, else on-demand decoding."""
+    if config.data.store:
+        return FrameStore(config.data.store)
+    return RawVideos(resize=tuple(config.clip.resize))
+
+
+def holdout_split(records: Sequence[VideoRecord], *, fraction: float, seed: int
+                  ) -> tuple[list[VideoRecord], list[VideoRecord]]:
+    """Split off ``fraction`` of the videos of each class (at least one where a class has two).
+
+    Returns (kept, held_out); the same seed gives the same split.
+    """
+    kept: list[VideoRecord] = []
+    held_out: list[VideoRecord] = []
+    if fraction <= 0:
+        return list(records), held_out
+    rng = np.random.default_rng(seed)
+    by_label: dict[int, list[VideoRecord]] = {}
+    for record in records:
+        by_label.setdefault(record.label, []).append(record)
+    for label in sorted(by_label):
+        group = by_label[label]
+        order = rng.permutation(len(group))
+        count = min(len(group) - 1, max(1, round(fraction * len(group))))
+        held_out.extend(group[i] for i in order[:count])
+        kept.extend(group[i] for i in order[count:])
+    return kept, held_out
+
+
+def clip_transform(config: Config, *, train: bool, flip: bool = True):
+    """Training: scale-jittered random crop (+ flip, jitter); evaluation: centre crop."""
+    clip = config.clip
+    return build_clip_transform(
+        train=train, size=clip.size, resize=tuple(clip.resize), scale=tuple(clip.crop_scale),
+        flip=flip and train, color_jitter=clip.color_jitter if train else 0.0,
+        mean=tuple(clip.mean), std=tuple(clip.std),
+    )
+
+
+def pretext_dataset(config: Config, records, source, *, train: bool) -> PlaybackSpeedClips:
+    pretext = config.pretext
+    return PlaybackSpeedClips(
+        records, source, clip_len=config.clip.len, speeds=tuple(pretext.speeds),
+        directions=tuple(pretext.directions), num_clips=pretext.num_clips,
+        objective=pretext.objective, transform=clip_transform(config, train=train),
+        seed=config.seed if train else config.seed + 1,
+    )
+
+
+def classification_dataset(config: Config, records, source, *, mode: str,
+                           num_test_clips: int | None = None) -> ClipClassification:
+    """``mode="train"``: one random clip per video; ``"test"``: evenly spaced clips."""
+    return ClipClassification(
+        records, source, clip_len=config.clip.len, stride=config.clip.stride, mode=mode,
+        num_test_clips=num_test_clips or config.clip.test_clips,
+        transform=clip_transform(config, train=mode == "train", flip=config.data.hflip),
+        seed=config.seed,
+    )
+
+
+class EpochSampler(DistributedSampler):
+    """A seeded shuffle per epoch (one shard per process) that also tells the dataset the epoch.
+
+    Lightning calls :meth:`set_epoch` before each epoch's workers start, so the dataset copy
+    each worker receives already knows the epoch.
+    """
+
+    def __init__(self, dataset: Dataset, *, shuffle: bool, seed: int,
+                 num_replicas: int = 1, rank: int = 0, drop_last: bool = False) -> None:
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=shuffle,
+                         seed=seed, drop_last=drop_last)
+
+    def set_epoch(self, epoch: int) -> None:
+        super().set_epoch(epoch)
+        if hasattr(self.dataset, "set_epoch"):
+            self.dataset.set_epoch(epoch)
+
+
+def make_loader(dataset: Dataset, config: Config, *, train: bool, num_replicas: int = 1,
+                rank: int = 0, batch_size: int | None = None) -> DataLoader:
+    """Training loaders shuffle per epoch and drop the last partial batch; others keep all."""
+    sampler = EpochSampler(dataset, shuffle=train, seed=config.seed,
+                           num_replicas=num_replicas if train else 1,
+                           rank=rank if train else 0)
+    workers = config.data.workers
+    return DataLoader(
+        dataset, batch_size=batch_size or config.optim.batch_size, sampler=sampler,
+        num_workers=workers, drop_last=train and len(dataset) >= num_replicas * (
+            batch_size or config.optim.batch_size),
+        pin_memory=torch.cuda.is_available(), persistent_workers=False,
+        prefetch_factor=4 if workers > 0 else None,
+    )

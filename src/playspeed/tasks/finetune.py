@@ -1,0 +1,149 @@
+"""Fine-tuning for action recognition: a (pretrained) backbone with a new linear classifier.
+
+Choices, each a config value:
+- ``optim.backbone_lr_scale``: the backbone learns at ``lr x scale``, the new head at ``lr``
+  (1.0, the VCOP/PRP protocol, trains both alike; 0 freezes the backbone weights).
+- ``finetune.norm_stats``: ``update`` (default) re-estimates BN/TGN running statistics on the
+  target data as training goes; ``frozen`` keeps the pretrained statistics (norm layers stay
+  in eval mode; their affine parameters still learn).
+
+Validation (for ``best.ckpt``) is clip accuracy on held-out training videos; the test split
+is only read by ``playspeed test``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from playspeed.config import Config, override_config
+from playspeed.errors import PlayspeedError
+from playspeed.io import write_json
+from playspeed.models.heads import LinearClassifier
+from playspeed.tasks.base import VideoTask, backbone_from_config, decay_groups
+from playspeed.tasks.checkpoints import load_backbone_weights
+from playspeed.tasks.data import (
+    build_source,
+    classification_dataset,
+    holdout_split,
+    load_records,
+)
+from playspeed.tasks.trainer import ClipDataModule, final_metrics, fit
+
+_NORM_TYPES = (nn.modules.batchnorm._NormBase, nn.GroupNorm)
+
+
+class ActionRecognition(VideoTask):
+    """Batch: ``clips`` ``B x C x T x H x W`` and ``label`` ``B``."""
+
+    task_name = "finetune"
+
+    def __init__(self, config, *, classes: list[str], pretrain_clip_len: int | None = None,
+                 **extra: Any) -> None:
+        super().__init__(config, classes=list(classes), pretrain_clip_len=pretrain_clip_len,
+                         **extra)
+        self.classes = list(classes)
+        # TGN group counts are fixed by the clip length the backbone was pretrained at.
+        self.backbone = backbone_from_config(self.config, clip_len=pretrain_clip_len)
+        self.classifier = LinearClassifier(self.backbone.feature_dim, len(self.classes),
+                                           dropout=self.config.model.dropout)
+
+    def forward(self, clips: torch.Tensor) -> torch.Tensor:
+        """``B x C x T x H x W`` -> class logits ``B x K``."""
+        return self.classifier(self.embed(clips))
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if mode and self.config.finetune.norm_stats == "frozen":
+            for module in self.backbone.modules():
+                if isinstance(module, _NORM_TYPES) or hasattr(module, "running_mean"):
+                    module.eval()
+        return self
+
+    def parameter_groups(self) -> list[dict[str, Any]]:
+        optim = self.config.optim
+        return decay_groups(self.named_parameters(), lr=optim.lr,
+                             weight_decay=optim.weight_decay,
+                             prefix_lr={"backbone.": optim.lr * optim.backbone_lr_scale})
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        logits = self(batch["clips"])
+        loss = F.cross_entropy(logits, batch["label"])
+        size = logits.shape[0]
+        self.log("train/loss", loss, prog_bar=True, batch_size=size)
+        self.log("train/acc", (logits.argmax(-1) == batch["label"]).float().mean() * 100,
+                 batch_size=size)
+        return loss
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        logits = self(batch["clips"])
+        size = logits.shape[0]
+        self.log("val/loss", F.cross_entropy(logits, batch["label"]), batch_size=size,
+                 sync_dist=True)
+        self.log("val/acc", (logits.argmax(-1) == batch["label"]).float().mean() * 100,
+                 prog_bar=True, batch_size=size, sync_dist=True)
+
+
+def finetune(config: Config, out: Path, *, init: Path | None = None,
+             resume: bool = False) -> dict[str, Any]:
+    """Fine-tune on the training split (from ``init``'s backbone, or from scratch)."""
+    L.seed_everything(config.seed, verbose=False)
+    if init is not None:
+        config = override_config(config, [f"finetune.init={init}"])
+    source = build_source(config)
+    records = load_records(config, "train")
+    train_records, val_records = holdout_split(records, fraction=config.data.val_fraction,
+                                               seed=config.seed)
+    weights, pretrain_clip_len = None, None
+    if config.finetune.init:
+        weights, pretrain_config = load_backbone_weights(config.finetune.init)
+        check_backbone_compatible(config, pretrain_config, config.finetune.init)
+        pretrain_clip_len = pretrain_config.clip.len
+    task = ActionRecognition(config, classes=records.classes, pretrain_clip_len=pretrain_clip_len)
+    if weights is not None:
+        task.backbone.load_state_dict(weights)
+    train_set = classification_dataset(config, train_records, source, mode="train")
+    val_set = classification_dataset(config, val_records, source, mode="test", num_test_clips=1)
+    trainer = fit(task, ClipDataModule(config, train_set, val_set), config, out,
+                  monitor="val/acc", resume=resume)
+    metrics = {
+        **final_metrics(trainer, {"val/acc": "val_clip_top1", "val/loss": "val_loss"}),
+        "num_videos": len(val_set),
+        "protocol": {
+            "measured_on": f"{len(val_set)} held-out training videos, one centre clip each",
+            "init": config.finetune.init or "scratch (random init)",
+            "backbone": config.model.backbone, "norm": config.model.norm,
+            "clip": config.clip.shape, "stride": config.clip.stride,
+            "frozen": config.optim.backbone_lr_scale == 0, "norm_stats": config.finetune.norm_stats,
+            "lr": config.optim.lr, "backbone_lr": config.optim.lr * config.optim.backbone_lr_scale,
+            "epochs": trainer.current_epoch,
+            "effective_batch": config.optim.batch_size * trainer.world_size,
+        },
+    }
+    if trainer.is_global_zero:
+        write_json(Path(out) / "metrics.json", metrics)
+    return metrics
+
+
+def check_backbone_compatible(config: Config, pretrained: Config, path) -> None:
+    """The pretrained backbone must be the one the config builds, at a clip length it fits."""
+    keys = ("backbone", "norm", "width", "frames_per_group", "groups_per_stage")
+    for key in keys:
+        want, have = getattr(config.model, key), getattr(pretrained.model, key)
+        if want != have:
+            raise PlayspeedError(
+                f"{path}: checkpoint has model.{key}={have}, the config asks for {want} "
+                f"(set model.{key}={have})")
+    pretrained_table = backbone_from_config(pretrained).norm_table()
+    current_table = backbone_from_config(config).norm_table()
+    for (name, _, groups), (_, frames, _) in zip(pretrained_table, current_table, strict=True):
+        if frames < groups:
+            raise PlayspeedError(
+                f"{path}: clip.len={config.clip.len} is too short for this checkpoint's TGN: "
+                f"layer {name} sees {frames} frames but has {groups} groups "
+                f"(pretrained at clip.len={pretrained.clip.len})")

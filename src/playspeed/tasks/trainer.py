@@ -1,0 +1,127 @@
+"""The Lightning Trainer of every training command, and what the run directory holds.
+
+Run directory layout (DESIGN.md §3)::
+
+    OUT/config.yaml            the resolved config
+    OUT/metrics.json           final metrics, with the protocol that produced them
+    OUT/checkpoints/{last,best}.ckpt   written atomically by Lightning (temp file + rename)
+    OUT/logs/csv/metrics.csv   and OUT/logs/tensorboard/ (event files)
+    OUT/plots/                 PNG figures
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, TQDMProgressBar
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+from playspeed.config import Config
+from playspeed.errors import PlayspeedError
+
+
+def checkpoint_dir(out: Path) -> Path:
+    return Path(out) / "checkpoints"
+
+
+def last_checkpoint(out: Path) -> Path:
+    return checkpoint_dir(out) / "last.ckpt"
+
+
+def make_trainer(config: Config, out: Path, *, monitor: str) -> L.Trainer:
+    """A Trainer that logs to CSV and TensorBoard and keeps ``last`` and ``best`` checkpoints.
+
+    ``monitor`` is the validation metric (higher is better) that picks ``best``.
+    Devices, nodes, strategy and precision pass through from ``config.trainer`` unchanged,
+    so DDP across GPUs and nodes is Lightning's own.
+    """
+    trainer_config = config.trainer
+    best = ModelCheckpoint(dirpath=checkpoint_dir(out), filename="best", monitor=monitor,
+                           mode="max", save_top_k=1, save_last=True, auto_insert_metric_name=False)
+    best.CHECKPOINT_NAME_LAST = "last"
+    callbacks = [best, LearningRateMonitor(logging_interval="step")]
+    if trainer_config.progress_bar:
+        callbacks.append(TQDMProgressBar(refresh_rate=1))
+    loggers = [
+        CSVLogger(save_dir=Path(out) / "logs", name="csv", version=""),
+        TensorBoardLogger(save_dir=Path(out) / "logs", name="tensorboard", version="",
+                          default_hp_metric=False),
+    ]
+    try:
+        return L.Trainer(
+            default_root_dir=out,
+            max_epochs=trainer_config.max_epochs,
+            max_steps=trainer_config.max_steps,
+            limit_train_batches=_fraction_or_count(trainer_config.limit_train_batches),
+            limit_val_batches=_fraction_or_count(trainer_config.limit_val_batches),
+            accelerator=trainer_config.accelerator,
+            devices=trainer_config.devices,
+            num_nodes=trainer_config.num_nodes,
+            strategy=trainer_config.strategy,
+            precision=trainer_config.precision,
+            check_val_every_n_epoch=trainer_config.check_val_every_n_epoch,
+            log_every_n_steps=trainer_config.log_every_n_steps,
+            enable_progress_bar=trainer_config.progress_bar,
+            enable_model_summary=False,
+            callbacks=callbacks,
+            logger=loggers,
+            use_distributed_sampler=False,  # EpochSampler shards and seeds itself
+            num_sanity_val_steps=0,
+        )
+    except (ValueError, RuntimeError, TypeError) as err:  # Lightning's own checks of the flags
+        raise PlayspeedError(f"trainer config: {err}") from err
+
+
+def memory_format(config: Config) -> torch.memory_format:
+    return {"contiguous": torch.contiguous_format,
+            "channels_last_3d": torch.channels_last_3d}[config.trainer.memory_format]
+
+
+def _fraction_or_count(value: float) -> float | int:
+    """Lightning reads 1.0 as 'all' and 1 as 'one batch': whole numbers above 1 are counts."""
+    return int(value) if value > 1 and float(value).is_integer() else value
+
+
+class ClipDataModule(L.LightningDataModule):
+    """Train and validation loaders, sharded by the trainer's world size once it is known."""
+
+    def __init__(self, config: Config, train_set, val_set) -> None:
+        super().__init__()
+        self.config, self.train_set, self.val_set = config, train_set, val_set
+
+    def train_dataloader(self):
+        from playspeed.tasks.data import make_loader
+
+        return make_loader(self.train_set, self.config, train=True,
+                           num_replicas=self.trainer.world_size, rank=self.trainer.global_rank)
+
+    def val_dataloader(self):
+        from playspeed.tasks.data import make_loader
+
+        return make_loader(self.val_set, self.config, train=False)
+
+
+def fit(task: L.LightningModule, data: ClipDataModule, config: Config, out: Path, *,
+        monitor: str, resume: bool) -> L.Trainer:
+    """Train ``task``, resuming from ``OUT/checkpoints/last.ckpt`` when asked."""
+    from playspeed.config import save_config
+
+    out = Path(out)
+    resume_from = None
+    if resume:
+        resume_from = last_checkpoint(out)
+        if not resume_from.is_file():
+            raise PlayspeedError(f"{resume_from}: nothing to resume (no last checkpoint)")
+    trainer = make_trainer(config, out, monitor=monitor)
+    if trainer.is_global_zero:
+        save_config(config, out / "config.yaml")
+    trainer.fit(task, datamodule=data, ckpt_path=resume_from)
+    return trainer
+
+
+def final_metrics(trainer: L.Trainer, names: dict[str, str]) -> dict[str, float]:
+    """The last validation's metrics, renamed (``{"val/acc": "acc"}``), as plain floats."""
+    logged = trainer.callback_metrics
+    return {new: round(float(logged[old]), 4) for old, new in names.items() if old in logged}
