@@ -1,0 +1,172 @@
+"""Clip transforms: whole-clip torch ops, one set of random parameters per clip.
+
+A transform maps one clip, ``uint8 T x H x W x C`` (RGB, as frame sources return it), to
+``float32 C x T x H x W`` ready for a 3D CNN, and takes a ``numpy.random.Generator`` that
+supplies all its randomness, so a dataset item is reproducible from its own seed.
+
+Every frame of a clip gets the same crop, flip and colour jitter (a per-frame change would be
+motion the network could pick up); clips of one sample each draw their own parameters.
+Geometry is worked out in the frame of the reference size ``resize`` (e.g. 128 x 171, the
+field's convention) and mapped back to the source frame, so the pixels are cropped first
+and interpolated once, straight to the output size.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+# ImageNet statistics, the usual choice for video CNNs trained from scratch or not.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+# ITU-R 601 luma weights, as torchvision's rgb_to_grayscale.
+_LUMA = (0.299, 0.587, 0.114)
+
+
+def _pair(value: int | Sequence[int], name: str) -> tuple[int, int]:
+    pair = (value, value) if isinstance(value, int) else tuple(int(v) for v in value)
+    if len(pair) != 2 or min(pair) < 1:
+        raise ValueError(f"{name} must be a positive int or (height, width), got {value!r}")
+    return pair
+
+
+class ClipTransform:
+    """Resize, crop (random scale-jittered or centre), flip, colour jitter and normalise a clip.
+
+    Args:
+        train: random crop, flip and colour jitter when true; when false, only the centre
+            ``size`` crop of the reference frame (112 x 112 out of 128 x 171), or the largest
+            centred box of the output aspect where the frame is smaller, resized to ``size``.
+        size: output ``H x W`` (an int for a square).
+        resize: reference frame size ``(H, W)`` the crop geometry refers to; ``None`` uses
+            the clip's own size (sources that already serve 128 x 171 frames).
+        scale: train crop side as a fraction of the reference short side, drawn uniformly
+            from ``[low, high]``; the crop has the aspect of ``size`` and a uniform position,
+            and is then resized to ``size``. ``(0.875, 0.875)`` is the plain 112 crop out of
+            128 x 171.
+        flip: probability of a horizontal flip in training (``True`` = 0.5, ``False`` = 0).
+        color_jitter: brightness, contrast and saturation strength ``j`` (one float for all
+            three, or three floats): each factor is drawn from ``[max(0, 1-j), 1+j]``; 0 is off.
+        mean, std: per-channel normalisation of ``[0, 1]`` pixel values.
+
+    Call: ``transform(clip, rng)`` with ``clip`` a ``uint8 T x H x W x C`` tensor and ``rng``
+    a ``numpy.random.Generator`` (``None``: a fresh unseeded one) -> ``float32 C x T x H' x W'``.
+    Eval transforms draw nothing from ``rng``.
+    """
+
+    def __init__(
+        self,
+        *,
+        train: bool,
+        size: int | Sequence[int] = 112,
+        resize: Sequence[int] | None = None,
+        scale: Sequence[float] = (0.66, 1.0),
+        flip: bool | float = True,
+        color_jitter: float | Sequence[float] = 0.0,
+        mean: Sequence[float] = IMAGENET_MEAN,
+        std: Sequence[float] = IMAGENET_STD,
+    ) -> None:
+        self.train = train
+        self.size = _pair(size, "size")
+        self.resize = None if resize is None else _pair(resize, "resize")
+        self.scale = (float(scale[0]), float(scale[1]))
+        if not 0.0 < self.scale[0] <= self.scale[1] <= 1.0:
+            raise ValueError(f"scale must satisfy 0 < low <= high <= 1, got {tuple(scale)}")
+        self.flip = 0.5 if flip is True else float(flip)
+        jitter = (color_jitter,) * 3 if isinstance(color_jitter, int | float) else color_jitter
+        self.color_jitter = tuple(float(j) for j in jitter)
+        if len(self.color_jitter) != 3 or min(self.color_jitter) < 0:
+            raise ValueError(f"color_jitter must be >= 0 (one or three values), got {jitter!r}")
+        if len(mean) != 3 or len(std) != 3 or min(std) <= 0:
+            raise ValueError(f"mean and std need 3 values, std > 0; got {mean!r}, {std!r}")
+        self._mean = torch.tensor(mean, dtype=torch.float32).view(3, 1, 1, 1)
+        self._std = torch.tensor(std, dtype=torch.float32).view(3, 1, 1, 1)
+        # Normalisation folded into one multiply-add: (x / 255 - mean) / std.
+        self._scale = 1 / (255 * self._std)
+        self._shift = -self._mean / self._std
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_"))
+        return f"{type(self).__name__}({fields})"
+
+    def _crop_box(self, height: int, width: int,
+                  rng: np.random.Generator | None) -> tuple[int, int, int, int]:
+        """``(top, left, h, w)`` in source pixels of the crop for a ``height x width`` frame."""
+        ref_h, ref_w = self.resize or (height, width)
+        out_h, out_w = self.size
+        aspect = out_w / out_h
+        fit_h = min(ref_h, ref_w / aspect)  # tallest box of the output aspect in the frame
+        if self.train:
+            crop_h = fit_h * rng.uniform(*self.scale)
+        else:
+            crop_h = min(out_h, fit_h)
+        crop_w = crop_h * aspect
+        if self.train:
+            top, left = rng.uniform(0, ref_h - crop_h), rng.uniform(0, ref_w - crop_w)
+        else:
+            top, left = math.floor((ref_h - crop_h) / 2), math.floor((ref_w - crop_w) / 2)
+        sy, sx = height / ref_h, width / ref_w
+        h = min(max(1, round(crop_h * sy)), height)
+        w = min(max(1, round(crop_w * sx)), width)
+        y = min(round(top * sy), height - h)
+        x = min(round(left * sx), width - w)
+        return y, x, h, w
+
+    def __call__(self, clip: torch.Tensor, rng: np.random.Generator | None = None) -> torch.Tensor:
+        if clip.dtype != torch.uint8 or clip.ndim != 4 or clip.shape[-1] != 3:
+            raise ValueError(f"expected a uint8 T x H x W x 3 clip, got {clip.dtype} "
+                             f"{tuple(clip.shape)}")
+        if self.train and rng is None:
+            rng = np.random.default_rng()
+        y, x, h, w = self._crop_box(clip.shape[1], clip.shape[2], rng)
+        clip = clip[:, y:y + h, x:x + w]
+        if self.train and self.flip > 0 and rng.random() < self.flip:
+            clip = clip.flip(2)
+        # T x C x H x W: frames become the batch of one 2D resize, done on uint8 (several
+        # times faster than float on CPU; the rounding is below JPEG noise).
+        frames = clip.permute(0, 3, 1, 2)
+        if (h, w) != self.size:
+            frames = F.interpolate(frames, size=self.size, mode="bilinear", align_corners=False,
+                                   antialias=h > self.size[0] or w > self.size[1])
+        # One pass converts to float and lays out C x T x H x W; the rest works in place.
+        out = torch.empty((frames.shape[1], frames.shape[0], *self.size), dtype=torch.float32)
+        out.copy_(frames.transpose(0, 1))
+        if self.train and any(self.color_jitter):
+            return self._jitter(out.mul_(1 / 255), rng).sub_(self._mean).div_(self._std)
+        return out.mul_(self._scale).add_(self._shift)
+
+    def _jitter(self, frames: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+        """Brightness, contrast, saturation of ``C x T x H x W`` in ``[0, 1]``, in place.
+
+        One draw of the three factors per clip.
+        """
+        b, c, s = (rng.uniform(max(0.0, 1 - j), 1 + j) for j in self.color_jitter)
+        luma = torch.tensor(_LUMA, dtype=frames.dtype)
+        frames.mul_(b).clamp_(0, 1)
+        # Contrast blends towards the clip's mean grey: one reference for all frames, so the
+        # jitter cannot flicker over time.
+        grey_mean = frames.mean(dim=(1, 2, 3)) @ luma
+        frames.sub_(grey_mean).mul_(c).add_(grey_mean).clamp_(0, 1)
+        grey = (luma @ frames.view(3, -1)).view(1, *frames.shape[1:])
+        return frames.sub_(grey).mul_(s).add_(grey).clamp_(0, 1)
+
+
+def build_clip_transform(
+    *,
+    train: bool,
+    size: int | Sequence[int] = 112,
+    resize: Sequence[int] | None = None,
+    scale: Sequence[float] = (0.66, 1.0),
+    flip: bool | float = True,
+    color_jitter: float | Sequence[float] = 0.0,
+    mean: Sequence[float] = IMAGENET_MEAN,
+    std: Sequence[float] = IMAGENET_STD,
+) -> ClipTransform:
+    """The training (``train=True``) or evaluation clip transform; see :class:`ClipTransform`."""
+    return ClipTransform(train=train, size=size, resize=resize, scale=scale, flip=flip,
+                         color_jitter=color_jitter, mean=mean, std=std)

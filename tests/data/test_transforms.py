@@ -1,0 +1,137 @@
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from playspeed.data.transforms import IMAGENET_MEAN, IMAGENET_STD, build_clip_transform
+
+IDENTITY = {"mean": (0.0, 0.0, 0.0), "std": (1 / 255, 1 / 255, 1 / 255)}  # output = pixel value
+
+
+def coded_clip(num_frames=6, height=48, width=64):
+    """uint8 T x H x W x 3: red = frame index, green = column, blue = row."""
+    t, y, x = np.meshgrid(np.arange(num_frames), np.arange(height), np.arange(width),
+                          indexing="ij")
+    return torch.from_numpy(np.stack([t * 10, x, y], axis=-1).astype(np.uint8))
+
+
+def test_output_layout_and_dtype():
+    clip = coded_clip()
+    for train in (True, False):
+        out = build_clip_transform(train=train, size=32)(clip, np.random.default_rng(0))
+        assert out.shape == (3, 6, 32, 32) and out.dtype == torch.float32
+        assert out.is_contiguous()
+    out = build_clip_transform(train=True, size=(24, 40))(clip, np.random.default_rng(0))
+    assert out.shape == (3, 6, 24, 40)
+
+
+def test_eval_is_an_exact_centre_crop_when_no_resize_is_needed():
+    clip = torch.randint(0, 256, (4, 128, 171, 3), dtype=torch.uint8)
+    out = build_clip_transform(train=False, size=112)(clip)
+    mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(3, 1, 1, 1)
+    expected = (clip[:, 8:120, 29:141].permute(3, 0, 1, 2).float() / 255 - mean) / std
+    torch.testing.assert_close(out, expected)
+
+
+def test_eval_resize_refers_the_crop_to_the_reference_size():
+    # A 2x larger source with resize=(128, 171) gives the same centre crop, downscaled.
+    small = coded_clip(num_frames=2, height=128, width=171)
+    large = small.repeat_interleave(2, dim=1).repeat_interleave(2, dim=2)
+    ref = build_clip_transform(train=False, size=112, **IDENTITY)(small)
+    out = build_clip_transform(train=False, size=112, resize=(128, 171), **IDENTITY)(large)
+    assert out.shape == ref.shape
+    assert (out - ref).abs().max() < 1.0
+
+
+def test_every_frame_of_a_clip_shares_crop_and_flip_and_clips_differ():
+    clip = coded_clip()
+    transform = build_clip_transform(train=True, size=32, flip=True, **IDENTITY)
+    rng = np.random.default_rng(0)
+    crops, flips = set(), []
+    for _ in range(20):
+        out = transform(clip, rng)
+        # red: each frame is still uniformly its own index
+        red = out[0].flatten(1)
+        torch.testing.assert_close(red, torch.arange(6.0).mul(10).view(6, 1).expand_as(red),
+                                   atol=1e-3, rtol=0)
+        # green/blue: the same crop of the position code in every frame
+        assert (out[1:] == out[1:, :1]).all()
+        green_row = out[1, 0, 0]
+        flips.append(bool(green_row[0] > green_row[-1]))
+        crops.add((round(float(out[1, 0].min())), round(float(out[2, 0].min())),
+                   round(float(out[2, 0].max()))))
+    assert len(crops) > 10  # clips draw their own crops
+    assert 3 <= sum(flips) <= 17  # flip about half the time
+
+
+def test_flip_off_and_determinism():
+    clip = coded_clip()
+    transform = build_clip_transform(train=True, size=32, flip=False, **IDENTITY)
+    for seed in range(10):
+        out = transform(clip, np.random.default_rng(seed))
+        assert out[1, 0, 0, 0] < out[1, 0, 0, -1]
+        torch.testing.assert_close(out, transform(clip, np.random.default_rng(seed)))
+
+
+@settings(max_examples=60, deadline=None)
+@given(height=st.integers(8, 300), width=st.integers(8, 300), train=st.booleans(),
+       low=st.floats(0.1, 1.0), seed=st.integers(0, 2**32 - 1),
+       resize=st.sampled_from([None, (128, 171), (64, 48)]),
+       size=st.sampled_from([(112, 112), (32, 48)]))
+def test_crop_box_inside_frame_with_scale_and_aspect(height, width, train, low, seed, resize,
+                                                     size):
+    transform = build_clip_transform(train=train, size=size, resize=resize, scale=(low, 1.0))
+    top, left, h, w = transform._crop_box(height, width, np.random.default_rng(seed))
+    assert 0 <= top and top + h <= height and 0 <= left and left + w <= width
+    ref_h, ref_w = resize or (height, width)
+    sy, sx = height / ref_h, width / ref_w
+    fit_h = min(ref_h, ref_w * size[0] / size[1])
+    if train:  # side drawn from the scale range of the largest box of the output aspect
+        assert low * fit_h * sy - 1 <= h <= fit_h * sy + 1
+    else:
+        assert abs(h - min(size[0], fit_h) * sy) <= 1
+        assert abs(top - (height - h) / 2) <= 1 and abs(left - (width - w) / 2) <= 1
+    # aspect of the output, up to rounding
+    assert abs(w / sx - h / sy * size[1] / size[0]) <= 1 / sx + size[1] / size[0] / sy + 1e-9
+
+
+def test_normalisation_uses_mean_and_std():
+    clip = torch.full((2, 20, 20, 3), 200, dtype=torch.uint8)
+    out = build_clip_transform(train=False, size=16, mean=(0.5, 0.4, 0.3),
+                               std=(0.1, 0.2, 0.5))(clip)
+    expected = (200 / 255 - torch.tensor([0.5, 0.4, 0.3])) / torch.tensor([0.1, 0.2, 0.5])
+    torch.testing.assert_close(out[:, 0, 0, 0], expected)
+    torch.testing.assert_close(out, expected.view(3, 1, 1, 1).expand_as(out))
+
+
+def test_colour_jitter_is_one_draw_per_clip():
+    frame = torch.randint(30, 220, (1, 24, 24, 3), dtype=torch.uint8)
+    clip = frame.expand(5, -1, -1, -1).contiguous()
+    plain = build_clip_transform(train=True, size=24, scale=(1, 1), flip=False, **IDENTITY)
+    jitter = build_clip_transform(train=True, size=24, scale=(1, 1), flip=False,
+                                  color_jitter=0.4, **IDENTITY)
+    rng = np.random.default_rng(0)
+    out = jitter(clip, rng)
+    assert (out == out[:, :1]).all()  # identical frames stay identical: no flicker
+    assert out.min() >= 0 and out.max() <= 255 + 1e-3
+    assert (out - plain(clip, rng)).abs().mean() > 1.0
+
+
+def test_rejects_bad_input():
+    with pytest.raises(ValueError, match="uint8"):
+        build_clip_transform(train=False)(torch.zeros(2, 8, 8, 3))
+    with pytest.raises(ValueError, match="scale"):
+        build_clip_transform(train=True, scale=(0.5, 1.5))
+
+
+def test_brightness_scales_every_pixel_by_one_factor():
+    clip = torch.randint(20, 120, (3, 16, 16, 3), dtype=torch.uint8)
+    common = {"train": True, "size": 16, "scale": (1, 1), "flip": False, **IDENTITY}
+    plain = build_clip_transform(**common)(clip, np.random.default_rng(0))
+    bright = build_clip_transform(color_jitter=(0.5, 0, 0), **common)(clip,
+                                                                       np.random.default_rng(0))
+    ratio = bright / plain
+    assert 0.5 <= float(ratio.mean()) <= 1.5
+    torch.testing.assert_close(ratio, ratio.mean().expand_as(ratio), atol=1e-4, rtol=1e-4)
