@@ -49,14 +49,19 @@ def iterate_batches(loader: DataLoader, fn: Callable[[torch.Tensor], torch.Tenso
             yield batch, output.view(*leading, *output.shape[1:]).cpu()
 
 
+def percent(hits: torch.Tensor) -> float:
+    """Share of true entries of a boolean tensor, in percent (exact, not float32)."""
+    return 100.0 * int(hits.sum()) / max(1, hits.numel())
+
+
 def video_and_clip_accuracy(video_logits: torch.Tensor, centre_logits: torch.Tensor,
                             labels: torch.Tensor) -> dict[str, float]:
     """``video_logits`` ``V x N x K`` (N clips per video), ``centre_logits`` ``V x K``,
     ``labels`` ``V`` -> ``video_top1`` (softmax averaged) and ``clip_top1``, in percent."""
     video_scores = video_logits.softmax(-1).mean(1)
     return {
-        "clip_top1": float((centre_logits.argmax(-1) == labels).float().mean() * 100),
-        "video_top1": float((video_scores.argmax(-1) == labels).float().mean() * 100),
+        "clip_top1": percent(centre_logits.argmax(-1) == labels),
+        "video_top1": percent(video_scores.argmax(-1) == labels),
     }
 
 
