@@ -3,3 +3,66 @@
 import torch
 
 torch.set_num_threads(2)
+
+
+# --- coded in-memory videos for the sampling and dataset tests (helper C) ---
+
+import dataclasses  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+
+@dataclasses.dataclass(frozen=True)
+class VideoRecord:  # stand-in until playspeed.data.datasets lands
+    path: Path
+    label: int
+    key: str
+    num_frames: int | None = None
+    fps: float | None = None
+
+
+class CodedVideos:
+    """In-memory frame source whose pixels say where they come from.
+
+    Frame ``i`` of every video has red ``= i`` everywhere (so videos hold at most 256
+    frames), green ``=`` its column and blue ``=`` its row: any crop, flip or resize keeps
+    the red code readable and shows in green/blue. Same interface as ``FrameStore``.
+    """
+
+    def __init__(self, lengths, *, height=24, width=32):
+        self.lengths = dict(lengths)
+        self.height, self.width = height, width
+        self.reads = []  # every read: (key, list of frame indices)
+
+    def num_frames(self, record):
+        return self.lengths[record.key]
+
+    def fps(self, record):
+        return 25.0
+
+    def read(self, record, frame_indices):
+        indices = np.asarray(frame_indices, dtype=np.int64)
+        assert indices.min() >= 0 and indices.max() < self.lengths[record.key], indices
+        self.reads.append((record.key, indices.tolist()))
+        frames = np.empty((len(indices), self.height, self.width, 3), dtype=np.uint8)
+        frames[..., 0] = indices[:, None, None]
+        frames[..., 1] = np.arange(self.width)[None, None, :]
+        frames[..., 2] = np.arange(self.height)[None, :, None]
+        return torch.from_numpy(frames)
+
+
+@pytest.fixture
+def coded_videos():
+    """``make(lengths, labels=None) -> (records, source)``: one record per entry of
+    ``lengths`` (frame counts), keys ``c0/v0.avi``, ``c1/v1.avi``, ..."""
+    def make(lengths, labels=None, **source_kwargs):
+        labels = labels if labels is not None else [i % 3 for i in range(len(lengths))]
+        records = [VideoRecord(path=Path("/videos", key), label=label, key=key)
+                   for key, label in ((f"c{i}/v{i}.avi", lab) for i, lab in enumerate(labels))]
+        source = CodedVideos({r.key: n for r, n in zip(records, lengths, strict=True)},
+                             **source_kwargs)
+        return records, source
+
+    return make

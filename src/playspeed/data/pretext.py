@@ -1,0 +1,216 @@
+"""The pretext dataset: clips of one video at distinct playback speeds and directions."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from playspeed.data.sampling import (
+    classify_target,
+    min_pretext_frames,
+    sample_pretext,
+    sort_target,
+)
+from playspeed.errors import PlayspeedError
+
+OBJECTIVES = ("classify", "sort")
+
+
+class EpochSeeded:
+    """Per-item randomness from ``(seed, epoch, index)``, shared with DataLoader workers.
+
+    Each item draws from its own ``numpy.random.Generator`` seeded by
+    ``(seed, epoch, index)`` and never from global RNG state, so an item is the same whatever
+    the number of workers, which worker builds it, or how ``torch``/``numpy`` were seeded
+    elsewhere: no ``worker_init_fn`` is needed. The epoch lives in a one-element shared-memory
+    tensor, so :meth:`set_epoch` in the main process reaches workers that already hold a copy
+    of the dataset (``persistent_workers=True``) as well as freshly started ones. Call it
+    before the epoch's DataLoader iterator is created (e.g. in ``on_train_epoch_start``);
+    Lightning only calls ``set_epoch`` on samplers, not on datasets.
+    """
+
+    def __init__(self, seed: int) -> None:
+        if seed < 0:
+            raise PlayspeedError(f"seed must be >= 0, got {seed}")
+        self.seed = int(seed)
+        self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
+
+    @property
+    def epoch(self) -> int:
+        return int(self._epoch)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Draw epoch ``epoch``'s clips from now on (the same epoch gives the same items)."""
+        if epoch < 0:
+            raise ValueError(f"epoch must be >= 0, got {epoch}")
+        self._epoch.fill_(epoch)
+
+    def rng(self, index: int) -> np.random.Generator:
+        return np.random.default_rng([self.seed, self.epoch, index])
+
+
+def check_index(index: int, length: int) -> int:
+    index = int(index)
+    if not 0 <= index < length:
+        raise IndexError(f"index {index} out of range for a dataset of {length} items")
+    return index
+
+
+def read_clips(source: Any, record: Any, frame_indices: np.ndarray) -> torch.Tensor:
+    """The frames named by ``frame_indices`` (any shape ``... x T``), ``uint8 ... x T x H x W x C``.
+
+    Each distinct frame is read once (clips of one sample overlap often), in increasing
+    order, which suits both sequential decoders and random-access stores.
+    """
+    unique, inverse = np.unique(frame_indices, return_inverse=True)
+    frames = source.read(record, unique.tolist())
+    if frames.shape[0] != len(unique):
+        raise PlayspeedError(f"{getattr(record, 'path', record)}: asked for {len(unique)} "
+                             f"frames, got {frames.shape[0]}")
+    gathered = frames[torch.from_numpy(inverse.reshape(-1))]
+    return gathered.reshape(*frame_indices.shape, *frames.shape[1:])
+
+
+def apply_transform(
+    clips: torch.Tensor, transform: Callable | None, rng: np.random.Generator,
+) -> torch.Tensor:
+    """``uint8 N x T x H x W x C`` -> ``N x C x T x H' x W'``: each clip draws its own parameters.
+
+    Without a transform the clips stay ``uint8`` and are only permuted to channels-first.
+    """
+    if transform is None:
+        return clips.permute(0, 4, 1, 2, 3).contiguous()
+    return torch.stack([transform(clip, rng) for clip in clips])
+
+
+class PlaybackSpeedClips(Dataset):
+    """One pretext sample per video: ``num_clips`` clips at distinct signed speeds, shuffled.
+
+    Args:
+        records: the videos (``VideoRecord`` sequence; labels are ignored).
+        source: a frame source (``FrameStore`` or ``RawVideos``) with ``num_frames(record)``
+            and ``read(record, indices) -> uint8 T x H x W x C``.
+        clip_len: frames per clip ``T``.
+        speeds: frame skips ``s`` (distinct, positive).
+        directions: playback directions, a subset of ``(1, -1)``.
+        num_clips: clips per sample ``N``; at most ``len(speeds) * len(directions)``.
+        objective: ``"classify"`` or ``"sort"``; chooses ``target``.
+        transform: ``(uint8 T x H x W x C clip, numpy Generator) -> float C x T x H x W``,
+            e.g. :func:`~playspeed.data.transforms.build_clip_transform`; ``None`` keeps uint8.
+        seed: base of the per-item seeds (see :class:`EpochSeeded`).
+        loop: wrap clips that do not fit around the end of short videos instead of leaving
+            their speed out (see :func:`~playspeed.data.sampling.sample_pretext`).
+
+    Item ``i`` (a dict):
+        ``clips``: ``N x C x T x H x W`` (float after a transform, uint8 without one);
+        ``speed``: long ``N``, the frame skip of each clip;
+        ``direction``: long ``N``, ``+1`` forward / ``-1`` reversed;
+        ``frame_indices``: long ``N x T``, the source frame of every output frame, in order;
+        ``target``: ``classify``: long ``N x 2`` = ``[index in speeds, index in directions]``;
+        ``sort``: long scalar, the index in ``itertools.permutations(range(N))`` of
+        ``argsort(direction * speed)`` (so ``clips[perm]`` runs from slowest-reversed to
+        fastest-forward);
+        ``video_index``: long scalar, the position of the video in ``records``.
+
+    Videos too short for any draw (fewer than ``num_clips`` signed speeds fit) are left out,
+    listed by key in :attr:`excluded` and reported in one warning.
+    """
+
+    def __init__(
+        self,
+        records: Sequence[Any],
+        source: Any,
+        *,
+        clip_len: int = 16,
+        speeds: Sequence[int] = (1, 2, 4, 8),
+        directions: Sequence[int] = (1, -1),
+        num_clips: int = 3,
+        objective: str = "classify",
+        transform: Callable | None = None,
+        seed: int = 0,
+        loop: bool = False,
+    ) -> None:
+        self.speeds = tuple(int(s) for s in speeds)
+        self.directions = tuple(int(d) for d in directions)
+        if clip_len < 1:
+            raise PlayspeedError(f"clip_len must be >= 1, got {clip_len}")
+        if not self.speeds or min(self.speeds) < 1 or len(set(self.speeds)) != len(self.speeds):
+            raise PlayspeedError(f"speeds must be distinct positive ints, got {list(speeds)}")
+        if not self.directions or not set(self.directions) <= {1, -1} \
+                or len(set(self.directions)) != len(self.directions):
+            raise PlayspeedError(f"directions must be distinct values of 1 and -1, "
+                                 f"got {list(directions)}")
+        num_signed = len(self.speeds) * len(self.directions)
+        if not 1 <= num_clips <= num_signed:
+            raise PlayspeedError(f"num_clips must be between 1 and the {num_signed} signed "
+                                 f"speeds, got {num_clips}")
+        if objective not in OBJECTIVES:
+            raise PlayspeedError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
+        self.records = records
+        self.source = source
+        self.clip_len = int(clip_len)
+        self.num_clips = int(num_clips)
+        self.objective = objective
+        self.transform = transform
+        self.loop = loop
+        self._seeding = EpochSeeded(seed)
+
+        self._num_frames = [int(source.num_frames(r)) for r in records]
+        min_frames = min_pretext_frames(clip_len=self.clip_len, speeds=self.speeds,
+                                        directions=self.directions, num_clips=self.num_clips,
+                                        loop=loop)
+        self._videos = [i for i, n in enumerate(self._num_frames) if n >= min_frames]
+        self.excluded = [records[i].key for i, n in enumerate(self._num_frames) if n < min_frames]
+        if self.excluded:
+            warnings.warn(
+                f"{len(self.excluded)} of {len(records)} videos have fewer than {min_frames} "
+                f"frames, too short for {self.num_clips} clips of {self.clip_len} frames at "
+                f"distinct speeds {list(self.speeds)}; they are excluded (see .excluded)",
+                stacklevel=2,
+            )
+        if not self._videos and len(records):
+            raise PlayspeedError(f"no video has the {min_frames} frames needed for "
+                                 f"{self.num_clips} clips of {self.clip_len} frames")
+
+    @property
+    def seed(self) -> int:
+        return self._seeding.seed
+
+    @property
+    def epoch(self) -> int:
+        return self._seeding.epoch
+
+    def set_epoch(self, epoch: int) -> None:
+        """Successive epochs draw different clips; see :class:`EpochSeeded` for workers."""
+        self._seeding.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return len(self._videos)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        index = check_index(index, len(self))
+        video = self._videos[index]
+        record = self.records[video]
+        rng = self._seeding.rng(index)
+        draw = sample_pretext(
+            self._num_frames[video], clip_len=self.clip_len, speeds=self.speeds,
+            directions=self.directions, num_clips=self.num_clips, rng=rng, loop=self.loop)
+        frames = read_clips(self.source, record, draw.frame_indices)
+        if self.objective == "sort":
+            target = torch.tensor(sort_target(draw.signed_speed), dtype=torch.int64)
+        else:
+            target = torch.from_numpy(
+                classify_target(draw, speeds=self.speeds, directions=self.directions))
+        return {
+            "clips": apply_transform(frames, self.transform, rng),
+            "speed": torch.from_numpy(draw.speed),
+            "direction": torch.from_numpy(draw.direction),
+            "frame_indices": torch.from_numpy(draw.frame_indices),
+            "target": target,
+            "video_index": torch.tensor(video, dtype=torch.int64),
+        }

@@ -1,0 +1,201 @@
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from playspeed.data.pretext import PlaybackSpeedClips
+from playspeed.data.sampling import permutations
+from playspeed.data.transforms import IMAGENET_MEAN, IMAGENET_STD, build_clip_transform
+from playspeed.errors import PlayspeedError
+
+MEAN = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1, 1)
+STD = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1, 1)
+
+
+def decode(clips):
+    """Pixels of normalised ``N x C x T x H x W`` clips back to 0..255 values."""
+    return torch.round((clips * STD + MEAN) * 255)
+
+
+def train_transform(size=16):
+    # Default normalisation, crop and flip on, colour jitter off: the red frame code stays exact.
+    return build_clip_transform(train=True, size=size, scale=(0.5, 1.0), flip=True)
+
+
+def test_item_format_classify(coded_videos):
+    records, source = coded_videos([120, 150])
+    data = PlaybackSpeedClips(records, source, clip_len=8, num_clips=3,
+                              transform=train_transform())
+    item = data[1]
+    assert set(item) == {"clips", "speed", "direction", "frame_indices", "target",
+                         "video_index"}
+    assert item["clips"].shape == (3, 3, 8, 16, 16) and item["clips"].dtype == torch.float32
+    for key, shape in (("speed", (3,)), ("direction", (3,)), ("frame_indices", (3, 8)),
+                       ("target", (3, 2)), ("video_index", ())):
+        assert item[key].shape == shape and item[key].dtype == torch.int64, key
+    assert int(item["video_index"]) == 1
+    speeds, directions = (1, 2, 4, 8), (1, -1)
+    for (s_cls, d_cls), s, d in zip(item["target"], item["speed"], item["direction"],
+                                    strict=True):
+        assert speeds[s_cls] == s and directions[d_cls] == d
+    signed = (item["speed"] * item["direction"]).tolist()
+    assert len(set(signed)) == 3
+
+
+def test_without_transform_clips_are_uint8_channels_first(coded_videos):
+    records, source = coded_videos([60])
+    item = PlaybackSpeedClips(records, source, clip_len=4, num_clips=2)[0]
+    assert item["clips"].dtype == torch.uint8
+    assert item["clips"].shape == (2, 3, 4, 24, 32)
+    assert (item["clips"][:, 0, :, 0, 0] == item["frame_indices"]).all()
+
+
+def test_pixels_come_from_the_named_frames_and_reversed_clips_run_backwards(coded_videos):
+    records, source = coded_videos([130, 200, 90, 256])
+    data = PlaybackSpeedClips(records, source, clip_len=8, num_clips=4,
+                              transform=train_transform(), seed=3)
+    reversed_seen = 0
+    for epoch in range(3):
+        data.set_epoch(epoch)
+        for item in data:
+            red = decode(item["clips"])[:, 0]  # N x T x H x W
+            # every pixel of output frame t is source frame frame_indices[t]
+            assert (red == item["frame_indices"][:, :, None, None].float()).all()
+            steps = item["frame_indices"].diff(dim=1)
+            assert (steps == (item["direction"] * item["speed"])[:, None]).all()
+            backwards = item["direction"] < 0
+            assert (red[backwards, 1:, 0, 0] < red[backwards, :-1, 0, 0]).all()
+            reversed_seen += int(backwards.sum())
+    assert reversed_seen > 10
+
+
+def test_one_crop_per_clip_and_clips_crop_independently(coded_videos):
+    records, source = coded_videos([200], height=48, width=64)
+    data = PlaybackSpeedClips(records, source, clip_len=6, num_clips=8, transform=train_transform(),
+                              speeds=(1, 2, 4, 8), directions=(1, -1))
+    position = decode(data[0]["clips"])[:, 1:]  # N x 2 x T x H x W: column and row codes
+    assert (position == position[:, :, :1]).all()  # all frames of a clip share the crop
+    assert len({tuple(p[:, 0].flatten().tolist()) for p in position}) == 8
+
+
+def test_sort_target_orders_clips_by_signed_speed_read_from_pixels(coded_videos):
+    records, source = coded_videos([150, 256, 200])
+    data = PlaybackSpeedClips(records, source, clip_len=6, num_clips=3, objective="sort",
+                              transform=train_transform())
+    targets = set()
+    for epoch in range(4):
+        data.set_epoch(epoch)
+        for item in data:
+            target = item["target"]
+            assert target.shape == () and target.dtype == torch.int64
+            targets.add(int(target))
+            red = decode(item["clips"])[:, 0, :, 0, 0]  # N x T frame codes
+            observed = (red[:, 1] - red[:, 0]).tolist()  # the signed step each clip shows
+            order = list(permutations(3)[int(target)])
+            assert [observed[i] for i in order] == sorted(observed)
+    assert len(targets) >= 4  # the clips really come shuffled
+
+
+def test_same_index_same_item_and_epochs_differ(coded_videos):
+    records, source = coded_videos([100, 180, 256])
+
+    def build(seed=0):
+        return PlaybackSpeedClips(records, source, clip_len=8, transform=train_transform(),
+                                  seed=seed)
+
+    a, b = build(), build()
+    for i in range(3):
+        torch.testing.assert_close(a[i], b[i])
+    indices = [a[i]["frame_indices"] for i in range(3)]
+    a.set_epoch(1)
+    assert a.epoch == 1
+    assert any(not torch.equal(a[i]["frame_indices"], indices[i]) for i in range(3))
+    a.set_epoch(0)
+    assert all(torch.equal(a[i]["frame_indices"], indices[i]) for i in range(3))
+    other = build(seed=1)
+    assert any(not torch.equal(other[i]["frame_indices"], indices[i]) for i in range(3))
+
+
+def test_dataloader_workers_give_the_same_items_and_see_set_epoch(coded_videos):
+    records, source = coded_videos([100, 120, 140, 160, 180, 200])
+    data = PlaybackSpeedClips(records, source, clip_len=4, transform=train_transform(8))
+    loader = DataLoader(data, batch_size=2, num_workers=2, persistent_workers=True)
+    for epoch in (0, 1):
+        data.set_epoch(epoch)  # before the epoch's iterator, as a sampler's set_epoch does
+        batches = list(loader)
+        expected = [data[i] for i in range(len(data))]
+        got = torch.cat([b["frame_indices"] for b in batches])
+        torch.testing.assert_close(got, torch.stack([e["frame_indices"] for e in expected]))
+        torch.testing.assert_close(torch.cat([b["clips"] for b in batches]),
+                                   torch.stack([e["clips"] for e in expected]))
+        if epoch == 0:
+            first = got
+    assert not torch.equal(first, got)
+
+
+def test_short_videos_are_excluded_and_counted_in_one_warning(coded_videos):
+    # clip_len 16 at speeds 1, 2 needs 16 and 31 frames: 3 signed-speed clips need 31.
+    records, source = coded_videos([30, 31, 10, 200])
+    with pytest.warns(UserWarning, match="2 of 4 videos") as caught:
+        data = PlaybackSpeedClips(records, source, clip_len=16, num_clips=3)
+    assert len(caught) == 1
+    assert data.excluded == [records[0].key, records[2].key]
+    assert len(data) == 2
+    assert [int(data[i]["video_index"]) for i in range(2)] == [1, 3]
+    short = data[0]  # 31 frames: only skips 1 and 2 fit
+    assert set(short["speed"].tolist()) <= {1, 2}
+    with pytest.raises(IndexError):
+        data[2]
+    with pytest.raises(PlayspeedError, match="no video has the 31 frames"), \
+            warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        PlaybackSpeedClips(records[:1], source, clip_len=16)
+
+
+def test_loop_keeps_short_videos(coded_videos):
+    records, source = coded_videos([20])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        data = PlaybackSpeedClips(records, source, clip_len=16, num_clips=3, loop=True)
+    item = data[0]
+    assert data.excluded == []
+    assert (item["clips"][:, 0, :, 0, 0] == item["frame_indices"]).all()
+    steps = item["frame_indices"].diff(dim=1) % 20
+    assert (steps == (item["speed"] * item["direction"])[:, None] % 20).all()
+
+
+def test_each_distinct_frame_is_read_once_per_item(coded_videos):
+    records, source = coded_videos([40])
+    data = PlaybackSpeedClips(records, source, clip_len=16, num_clips=4, speeds=(1, 2))
+    item = data[0]
+    _, read = source.reads[-1]
+    assert read == sorted(set(item["frame_indices"].flatten().tolist()))
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"num_clips": 9}, "num_clips"),
+    ({"speeds": (1, 1, 2)}, "speeds"),
+    ({"directions": (1, 2)}, "directions"),
+    ({"objective": "order"}, "objective"),
+    ({"seed": -1}, "seed"),
+])
+def test_bad_arguments(coded_videos, kwargs, message):
+    records, source = coded_videos([100])
+    with pytest.raises(PlayspeedError, match=message):
+        PlaybackSpeedClips(records, source, **kwargs)
+
+
+def test_classify_with_one_clip_and_one_direction(coded_videos):
+    records, source = coded_videos([100])
+    data = PlaybackSpeedClips(records, source, clip_len=8, num_clips=1, directions=(1,),
+                              speeds=(2, 4))
+    rng_speeds = {int(data[0]["speed"][0])}
+    for epoch in range(1, 12):
+        data.set_epoch(epoch)
+        item = data[0]
+        assert item["target"].tolist() == [[(2, 4).index(int(item["speed"][0])), 0]]
+        rng_speeds.add(int(item["speed"][0]))
+    assert rng_speeds == {2, 4}
+    assert np.all(item["direction"].numpy() == 1)
