@@ -77,3 +77,37 @@ def plot_curves(runs: dict[str, Path], metrics: Sequence[str], path: Path, *,
     if title:
         fig.suptitle(title)
     return save_figure(fig, path)
+
+
+def middle_frame(source, record) -> np.ndarray:
+    """The middle frame of a video, ``H x W x C`` uint8."""
+    return source.read(record, [source.num_frames(record) // 2])[0].numpy()
+
+
+def plot_retrieval(queries, gallery, ranked, source, path: Path, *, num_queries: int = 6,
+                   k: int = 5, title: str = "") -> Path:
+    """A row per query: its middle frame, then its top-``k`` gallery videos framed green
+    (same class) or red. Queries are spread over the classes."""
+    picks = np.linspace(0, len(queries) - 1, min(num_queries, len(queries))).round().astype(int)
+    k = min(k, ranked.shape[1])
+    fig, axes = plt.subplots(len(picks), k + 1, figsize=(1.9 * (k + 1), 1.6 * len(picks)),
+                             squeeze=False)
+    for row, query_index in enumerate(picks):
+        query = queries[int(query_index)]
+        cells = [(query, None)] + [(gallery[int(g)], gallery[int(g)].label == query.label)
+                                   for g in ranked[int(query_index), :k]]
+        for col, (record, hit) in enumerate(cells):
+            ax = axes[row, col]
+            ax.imshow(middle_frame(source, record))
+            ax.set_xticks([])
+            ax.set_yticks([])
+            colour = "black" if hit is None else ("tab:green" if hit else "tab:red")
+            for spine in ax.spines.values():
+                spine.set_edgecolor(colour)
+                spine.set_linewidth(1 if hit is None else 4)
+            name = getattr(queries, "classes", None)
+            label = name[record.label] if name and record.label >= 0 else Path(record.key).stem
+            ax.set_title(("query: " if hit is None else f"{col}. ") + label, fontsize=7)
+    if title:
+        fig.suptitle(title)
+    return save_figure(fig, path)

@@ -11,29 +11,21 @@ never depend on the sort implementation.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
+from playspeed.config import Config, override_config
+from playspeed.io import atomic_write_text, write_json
 from playspeed.tasks.evaluation import percent
+from playspeed.tasks.features import FeatureCache, cached_video_features
 
 DEFAULT_TOPK = (1, 5, 10, 20, 50)
 # Exact tie-breaking subtracts index * 2^-45 in float64: below the float32 resolution of
 # cosine similarities (>= 2^-24 apart) for galleries of up to 2^20 videos.
 _TIE_STEP = 2.0**-45
-
-
-def clip_feature(backbone: torch.nn.Module, clips: torch.Tensor, *, pooling: str = "maxpool"
-                 ) -> torch.Tensor:
-    """Clips ``B x C x T x H x W`` -> retrieval features ``B x F``.
-
-    ``maxpool``: the last conv block's map max-pooled over ``(1, 2, 2)`` and flattened
-    (the field's protocol); ``pooled``: the backbone's globally pooled vector.
-    """
-    if pooling == "pooled":
-        return backbone(clips)
-    feature_map = backbone.forward_features(clips)
-    return F.max_pool3d(feature_map, kernel_size=(1, 2, 2), ceil_mode=True).flatten(1)
 
 
 def rank_gallery(queries: torch.Tensor, gallery: torch.Tensor, *, k: int,
@@ -76,3 +68,68 @@ def topk_accuracy(ranked: torch.Tensor, query_labels: torch.Tensor,
     first_hit = torch.where(matches.any(1), matches.float().argmax(1),
                             torch.full_like(query_labels, ranked.shape[1]))
     return {f"top{k}": percent(first_hit < k) for k in ks}
+
+
+def retrieval_metrics(backbone: torch.nn.Module, config: Config, *, out: Path,
+                      topk: Sequence[int] = DEFAULT_TOPK, pooling: str = "maxpool",
+                      num_clips: int = 10, cache: FeatureCache | None = None,
+                      label: str = "") -> dict[str, Any]:
+    """Test videos query the training gallery of the configured split.
+
+    Writes ``metrics.json``, ``neighbours.csv`` (every query's ranked gallery videos) and
+    ``plots/retrieval.png`` (a few queries with their top-5, framed green on a class hit).
+    """
+    from playspeed.report import plot_retrieval
+    from playspeed.tasks.data import build_source, load_records
+
+    source = build_source(config)
+    gallery_records, query_records = load_records(config, "train"), load_records(config, "test")
+
+    def features(records):
+        return cached_video_features(backbone, records, source, config, num_clips=num_clips,
+                                     pooling=pooling, cache=cache)
+
+    gallery, gallery_labels = features(gallery_records)
+    queries, query_labels = features(query_records)
+    ranked = rank_gallery(queries, gallery, k=max(topk))
+    metrics: dict[str, Any] = topk_accuracy(ranked, query_labels, gallery_labels, topk)
+    metrics |= {
+        "num_videos": len(query_records),
+        "protocol": {
+            "queries": f"{len(query_records)} test videos of {config.data.dataset} "
+                       f"split {config.data.split}",
+            "gallery": f"{len(gallery_records)} training videos of the same split",
+            "feature": (f"mean over {num_clips} evenly spaced clips ({config.clip.shape}, "
+                        "centre crop) of " + ("the last conv block max-pooled (1,2,2), "
+                                              "flattened" if pooling == "maxpool"
+                                              else "the globally pooled backbone vector")),
+            "similarity": "cosine", "hit": "a gallery video of the query's class in the top k",
+            "fine_tuned": False, **({"model": label} if label else {}),
+        },
+    }
+    out = Path(out)
+    write_json(out / "metrics.json", metrics)
+    header = "query,query_class," + ",".join(f"rank{r + 1}" for r in range(ranked.shape[1]))
+    classes = gallery_records.classes
+    rows = [header] + [
+        f"{query.key},{classes[query.label]},"
+        + ",".join(gallery_records[int(g)].key for g in ranked_row)
+        for query, ranked_row in zip(query_records, ranked.tolist(), strict=True)]
+    atomic_write_text(out / "neighbours.csv", "\n".join(rows) + "\n")
+    plot_retrieval(query_records, gallery_records, ranked, source, out / "plots" / "retrieval.png",
+                   title=f"top-1 {metrics['top1']:.1f}%  top-5 {metrics['top5']:.1f}%"
+                   if 5 in topk else "")
+    return metrics
+
+
+def retrieve(ckpt: Path, *, out: Path, topk: Sequence[int] = DEFAULT_TOPK,
+             pooling: str = "maxpool", overrides: Sequence[str] = ()) -> dict[str, Any]:
+    """:func:`retrieval_metrics` for the backbone of any checkpoint (features cached)."""
+    from playspeed.tasks.checkpoints import load_task
+
+    task = load_task(ckpt)
+    config = override_config(task.config, list(overrides))
+    return retrieval_metrics(task.backbone, config, out=out, topk=topk, pooling=pooling,
+                             num_clips=config.clip.test_clips,
+                             cache=FeatureCache(Path(out) / "features", checkpoint=ckpt),
+                             label=str(ckpt))

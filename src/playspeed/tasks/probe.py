@@ -1,0 +1,105 @@
+"""Cheap readings of frozen features (METHOD.md §6): k-NN and a linear probe.
+
+Both train on the training split's video features and score the test split's:
+- ``knn_top1``: majority vote of the ``k`` most cosine-similar training videos (ties go to
+  the class with the nearer neighbour);
+- ``linear_top1``: multinomial logistic regression (L2-regularised, full-batch L-BFGS) on
+  standardised features.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from playspeed.config import Config, override_config
+from playspeed.io import write_json
+from playspeed.tasks.evaluation import percent
+from playspeed.tasks.features import FeatureCache, cached_video_features
+from playspeed.tasks.retrieval import rank_gallery
+
+
+def knn_predict(train: torch.Tensor, train_labels: torch.Tensor, test: torch.Tensor, *,
+                k: int = 5) -> torch.Tensor:
+    """Predicted labels ``V_test`` by majority vote of the ``k`` nearest training videos."""
+    neighbours = rank_gallery(test, train, k=k)  # V_test x k, nearest first
+    num_classes = int(train_labels.max()) + 1
+    # A vote is worth 1, plus a bonus far below 1 that decreases with rank: ties in the
+    # count go to the class whose neighbour is nearer.
+    weights = 1.0 + 1e-3 * torch.arange(neighbours.shape[1], 0, -1, dtype=torch.float64)
+    votes = torch.zeros(len(test), num_classes, dtype=torch.float64)
+    votes.scatter_add_(1, train_labels[neighbours], weights.expand(len(test), -1).contiguous())
+    return votes.argmax(1)
+
+
+def linear_probe_predict(train: torch.Tensor, train_labels: torch.Tensor, test: torch.Tensor,
+                         *, weight_decay: float = 1e-3, max_iter: int = 200) -> torch.Tensor:
+    """Predicted labels of a logistic regression fitted on standardised ``train`` features."""
+    mean, std = train.mean(0), train.std(0).clamp_min(1e-6)
+    train, test = (train - mean) / std, (test - mean) / std
+    num_classes = int(train_labels.max()) + 1
+    linear = torch.nn.Linear(train.shape[1], num_classes, dtype=torch.float64)
+    torch.nn.init.zeros_(linear.weight)
+    torch.nn.init.zeros_(linear.bias)
+    optimizer = torch.optim.LBFGS(linear.parameters(), max_iter=max_iter,
+                                  line_search_fn="strong_wolfe")
+    train = train.double()
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad()
+        loss = (F.cross_entropy(linear(train), train_labels)
+                + weight_decay * linear.weight.square().sum())
+        loss.backward()
+        return loss
+
+    with torch.enable_grad():
+        optimizer.step(closure)
+    with torch.no_grad():
+        return linear(test.double()).argmax(1)
+
+
+def probe_metrics(backbone: torch.nn.Module, config: Config, *, out: Path, k: int = 5,
+                  pooling: str = "pooled", cache: FeatureCache | None = None,
+                  label: str = "") -> dict[str, Any]:
+    """k-NN and linear-probe accuracy of frozen video features; writes ``metrics.json``."""
+    from playspeed.tasks.data import build_source, load_records
+
+    source = build_source(config)
+    num_clips = config.clip.test_clips
+    splits = {subset: load_records(config, subset) for subset in ("train", "test")}
+    features = {subset: cached_video_features(backbone, records, source, config,
+                                              num_clips=num_clips, pooling=pooling, cache=cache)
+                for subset, records in splits.items()}
+    (train, train_labels), (test, test_labels) = features["train"], features["test"]
+    metrics: dict[str, Any] = {
+        "linear_top1": percent(linear_probe_predict(train, train_labels, test) == test_labels),
+        "knn_top1": percent(knn_predict(train, train_labels, test, k=k) == test_labels),
+        "num_videos": len(splits["test"]),
+        "protocol": {
+            "features": f"frozen backbone, {pooling} vector, mean over {num_clips} evenly "
+                        f"spaced clips ({config.clip.shape}, centre crop)",
+            "train": f"{len(splits['train'])} training videos of {config.data.dataset} "
+                     f"split {config.data.split}",
+            "test": f"{len(splits['test'])} test videos",
+            "knn": f"k={k}, cosine similarity, majority vote",
+            "linear": "logistic regression on standardised features, L2 1e-3, L-BFGS",
+            **({"model": label} if label else {}),
+        },
+    }
+    write_json(Path(out) / "metrics.json", metrics)
+    return metrics
+
+
+def probe(ckpt: Path, *, out: Path, overrides: Sequence[str] = ()) -> dict[str, Any]:
+    """:func:`probe_metrics` for the backbone of any checkpoint (features cached)."""
+    from playspeed.tasks.checkpoints import load_task
+
+    task = load_task(ckpt)
+    config = override_config(task.config, list(overrides))
+    return probe_metrics(task.backbone, config, out=out,
+                         cache=FeatureCache(Path(out) / "features", checkpoint=ckpt),
+                         label=str(ckpt))
