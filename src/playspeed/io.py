@@ -30,3 +30,14 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 
 def write_json(path: str | Path, payload: Any) -> None:
     atomic_write_text(path, json.dumps(payload, indent=2, sort_keys=False) + "\n")
+
+
+def write_npz(path: str | Path, **arrays: Any) -> None:
+    """``numpy.savez`` to ``path``, atomically."""
+    import io
+
+    import numpy as np
+
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    atomic_write_bytes(path, buffer.getvalue())

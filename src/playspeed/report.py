@@ -111,3 +111,27 @@ def plot_retrieval(queries, gallery, ranked, source, path: Path, *, num_queries:
     if title:
         fig.suptitle(title)
     return save_figure(fig, path)
+
+
+def plot_speed_timeline(predictions, segments, *, clip_len: int, fps: float, path: Path,
+                        title: str = "") -> Path:
+    """Predicted signed playback speed per window along the video; flagged segments shaded."""
+    fig, ax = plt.subplots(figsize=(9, 3))
+    centres = [(p.start + clip_len / 2) / fps for p in predictions]
+    ax.step(centres, [p.signed_speed for p in predictions], where="mid", color="tab:blue",
+            label="predicted speed")
+    ax.scatter(centres, [p.signed_speed for p in predictions],
+               c=[p.confidence for p in predictions], cmap="viridis", vmin=0, vmax=1, s=14,
+               zorder=3)
+    for segment in segments:
+        ax.axvspan(segment.first_frame / fps, (segment.last_frame + 1) / fps, alpha=0.2,
+                   color="tab:red" if segment.kind == "reversed" else "tab:orange",
+                   label=f"{segment.kind} ({segment.signed_speed:+d}x)")
+    ax.axhline(1, color="grey", lw=0.8, ls="--")
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("signed speed")
+    ax.set_title(title)
+    handles, labels = ax.get_legend_handles_labels()
+    unique = dict(zip(labels, handles, strict=True))
+    ax.legend(unique.values(), unique.keys(), fontsize=7, loc="best")
+    return save_figure(fig, path)

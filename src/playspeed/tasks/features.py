@@ -12,7 +12,6 @@ or video list is never served stale features.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from playspeed.config import Config, config_to_dict
-from playspeed.io import atomic_write_bytes
+from playspeed.io import write_npz
 
 POOLINGS = ("maxpool", "pooled")
 
@@ -104,6 +103,57 @@ class FeatureCache:
             return torch.from_numpy(stored["features"]), torch.from_numpy(stored["labels"])
 
     def save(self, key: str, features: torch.Tensor, labels: torch.Tensor) -> None:
-        buffer = io.BytesIO()
-        np.savez(buffer, features=features.numpy(), labels=labels.numpy())
-        atomic_write_bytes(self.directory / f"{key}.npz", buffer.getvalue())
+        write_npz(self.directory / f"{key}.npz", features=features.numpy(),
+                  labels=labels.numpy())
+
+
+def videos_to_extract(videos: str | Path) -> list:
+    """Records for a folder (scanned for videos) or a list file (one path per line,
+    relative to the list's folder or absolute); labels are -1 unless a class folder says."""
+    from playspeed.data import VideoFolder, VideoRecord
+    from playspeed.errors import PlayspeedError
+
+    videos = Path(videos)
+    if videos.is_dir():
+        return list(VideoFolder(videos))
+    if not videos.is_file():
+        raise PlayspeedError(f"{videos}: no such folder or list file")
+    records = []
+    for number, line in enumerate(videos.read_text().splitlines(), start=1):
+        entry = line.strip()
+        if entry:
+            path = Path(entry) if Path(entry).is_absolute() else videos.parent / entry
+            if not path.is_file():
+                raise PlayspeedError(f"{videos}:{number}: video {entry!r} not found")
+            records.append(VideoRecord(path=path, label=-1, key=entry))
+    return records
+
+
+def extract(ckpt: str | Path, *, videos: str | Path, out: str | Path,
+            pooling: str = "maxpool", overrides: Sequence[str] = ()) -> dict:
+    """Features of any videos with the backbone of ``ckpt``, saved to ``out`` (.npz holding
+    ``features`` V x F, ``paths`` and ``labels``). Unreadable videos are reported on the
+    console and skipped; the others are extracted."""
+    from playspeed.config import override_config
+    from playspeed.data import RawVideos
+    from playspeed.errors import PlayspeedError
+    from playspeed.tasks.checkpoints import load_task
+
+    task = load_task(ckpt)
+    config = override_config(task.config, list(overrides))
+    source = RawVideos(resize=tuple(config.clip.resize))
+    readable, failed = [], []
+    for record in videos_to_extract(videos):
+        try:
+            source.num_frames(record)
+            readable.append(record)
+        except Exception as err:  # any decoder failure: report, keep going
+            failed.append(record)
+            print(f"warning: {record.path}: cannot be read ({err}); skipped")
+    if not readable:
+        raise PlayspeedError(f"{videos}: no readable video")
+    features, labels = video_features(task.backbone, readable, source, config,
+                                      num_clips=config.clip.test_clips, pooling=pooling)
+    write_npz(out, features=features.numpy(), labels=labels.numpy(),
+              paths=np.array([str(r.path) for r in readable]))
+    return {"num_videos": len(readable), "num_failed": len(failed)}
