@@ -107,11 +107,13 @@ def _build_parser(handlers: dict[str, Callable[[argparse.Namespace], int | None]
 
     p = command("show", "draw one pretext sample: a row per clip, labelled by signed speed")
     p.add_argument("video", type=Path, metavar="VIDEO")
-    p.add_argument("--out", type=Path, default=Path("clips.png"))
-    p.add_argument("--clip-len", type=int, default=16)
-    p.add_argument("--num-clips", type=int, default=3)
-    p.add_argument("--speeds", default="1,2,4,8")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, default=Path("clips.png"), help="PNG to write")
+    p.add_argument("--clip-len", type=int, default=16, help="frames per clip")
+    p.add_argument("--num-clips", type=int, default=3, help="clips per sample")
+    p.add_argument("--speeds", default="1,2,4,8", help="frame skips, comma-separated")
+    p.add_argument("--size", type=int, default=112, help="crop size (frames are 128x171 first)")
+    p.add_argument("--frames", type=int, default=8, help="frames drawn per clip")
+    p.add_argument("--seed", type=int, default=0, help="a different seed draws another sample")
 
     p = command("speed", "predict playback speed and direction along a video")
     p.add_argument("video", type=Path, metavar="VIDEO")
@@ -125,6 +127,21 @@ def _build_parser(handlers: dict[str, Callable[[argparse.Namespace], int | None]
 # --- data commands (synth, prepare) ---
 
 # --- sampling commands (show) ---
+
+
+def _run_show(args: argparse.Namespace) -> int:
+    from playspeed.data.preview import show_video
+
+    try:
+        speeds = [int(s) for s in args.speeds.split(",")]
+    except ValueError:
+        raise PlayspeedError(f"--speeds: expected comma-separated integers, got "
+                             f"{args.speeds!r}") from None
+    out = show_video(args.video, out=args.out, clip_len=args.clip_len, speeds=speeds,
+                     num_clips=args.num_clips, size=args.size, frames_per_row=args.frames,
+                     seed=args.seed)
+    print(f"wrote {out}")
+    return 0
 
 # --- training commands (pretrain, finetune, test) ---
 
@@ -168,6 +185,60 @@ def _run_test(args: argparse.Namespace) -> int:
     return 0
 
 # --- evaluation commands (retrieve, extract, probe, speed) ---
+
+
+def _run_retrieve(args: argparse.Namespace) -> int:
+    from playspeed.tasks.retrieval import retrieve
+
+    try:
+        topk = sorted({int(k) for k in args.topk.split(",")})
+    except ValueError:
+        raise PlayspeedError(f"--topk {args.topk!r}: expected integers like 1,5,10") from None
+    out = args.out or args.ckpt.parent.parent / "retrieval"
+    metrics = retrieve(args.ckpt, out=out, topk=topk, overrides=args.overrides)
+    print("  ".join(f"top-{k} {metrics[f'top{k}']:.1f}%" for k in topk)
+          + f"  ({metrics['num_videos']} queries); written to {out}")
+    return 0
+
+
+def _run_extract(args: argparse.Namespace) -> int:
+    from playspeed.tasks.features import extract
+
+    summary = extract(args.ckpt, videos=args.videos, out=args.out, overrides=args.overrides)
+    print(f"features of {summary['num_videos']} videos written to {args.out}"
+          + (f"; {summary['num_failed']} could not be read (see above)"
+             if summary["num_failed"] else ""))
+    return 0
+
+
+def _run_probe(args: argparse.Namespace) -> int:
+    from playspeed.tasks.probe import probe
+
+    out = args.out or args.ckpt.parent.parent / "probe"
+    metrics = probe(args.ckpt, out=out, overrides=args.overrides)
+    print(f"linear probe {metrics['linear_top1']:.1f}%  k-NN {metrics['knn_top1']:.1f}%  "
+          f"({metrics['num_videos']} test videos); written to {out}")
+    return 0
+
+
+def _run_speed(args: argparse.Namespace) -> int:
+    from playspeed.tasks.speed import detect_speed
+
+    out = args.out or args.video.with_name(args.video.stem + "_speed.png")
+    result = detect_speed(args.ckpt, args.video, out=out)
+    fps = result["fps"]
+    print(f"{'time':>13}  {'speed':>6}  confidence")
+    for window in result["windows"]:
+        print(f"{window.start / fps:6.2f}s frame {window.start:>5}  {window.signed_speed:>+5d}x"
+              f"  {window.confidence:.2f}")
+    for segment in result["segments"]:
+        print(f"flagged: {segment.kind} ({segment.signed_speed:+d}x) from "
+              f"{segment.first_frame / fps:.2f}s to {(segment.last_frame + 1) / fps:.2f}s "
+              f"(frames {segment.first_frame}-{segment.last_frame})")
+    if not result["segments"]:
+        print("no sped-up or reversed segment found")
+    print(f"plot written to {out}")
+    return 0
 
 # --- demo ---
 
