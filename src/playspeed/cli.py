@@ -143,6 +143,7 @@ def _run_show(args: argparse.Namespace) -> int:
     print(f"wrote {out}")
     return 0
 
+
 # --- training commands (pretrain, finetune, test) ---
 
 
