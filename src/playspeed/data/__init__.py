@@ -1,0 +1,2 @@
+from playspeed.data.clips import ClipClassification
+from playspeed.data.pretext import PlaybackSpeedClips
