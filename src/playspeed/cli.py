@@ -244,6 +244,14 @@ def _run_speed(args: argparse.Namespace) -> int:
 # --- demo ---
 
 
+def _run_demo(args: argparse.Namespace) -> int:
+    from playspeed.demo import run_demo
+
+    run_demo(args.out, quick=args.quick, seed=args.seed)
+    print(f"report: {args.out / 'report.md'}")
+    return 0
+
+
 def _not_yet(args: argparse.Namespace) -> int:
     raise PlayspeedError(f"'{args.command}' is not available in this build yet")
 

@@ -1,0 +1,162 @@
+"""``playspeed demo``: the whole method end to end on the embedded synthetic dataset.
+
+Stages, each cached in the run directory so an interrupted demo resumes where it stopped
+(a stage is done when its ``metrics.json`` exists; an interrupted training run resumes from
+its ``last.ckpt``):
+
+    synth -> prepare -> pretrain (BN, TGN; + TGN sort in full mode)
+          -> fine-tune (scratch and each pretrained backbone, same budget) -> test
+          -> retrieval and k-NN / linear probe (frozen backbones; scratch = random init)
+          -> results table, report.md, plots
+
+``--quick`` is sized for 2 CPU cores (under 10 minutes); full mode is the field's setting
+(16x112x112, R3D-18) for a GPU.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from playspeed.config import Config, load_config, override_config
+
+
+@dataclass(frozen=True)
+class DemoScale:
+    """How big the demo is: the dataset and what each stage runs."""
+
+    classes: int | None  # None: every class of the synthetic set
+    videos_per_class: int
+    frames: int
+    video_size: tuple[int, int]  # W, H of the written videos
+    pretrain: list[str] = field(default_factory=list)  # overrides of pretrain/synthetic_cpu
+    finetune: list[str] = field(default_factory=list)  # overrides of finetune/synthetic_cpu
+    pretrain_runs: tuple[str, ...] = ("bn", "tgn")
+
+
+QUICK = DemoScale(classes=None, videos_per_class=20, frames=128, video_size=(160, 120))
+FULL = DemoScale(
+    classes=None, videos_per_class=40, frames=160, video_size=(320, 240),
+    pretrain=["model.backbone=r3d_18", "model.width=1.0", "clip.size=112",
+              "clip.resize=[128,171]", "trainer.max_epochs=60", "data.workers=8",
+              "trainer.accelerator=auto", "trainer.devices=auto"],
+    finetune=["model.backbone=r3d_18", "model.width=1.0", "clip.size=112",
+              "clip.resize=[128,171]", "trainer.max_epochs=40", "data.workers=8",
+              "trainer.accelerator=auto", "trainer.devices=auto"],
+    pretrain_runs=("bn", "tgn", "tgn_sort"),
+)
+
+PRETRAIN_VARIANTS = {
+    "bn": ["model.norm=bn"],
+    "tgn": ["model.norm=tgn"],
+    "tgn_sort": ["model.norm=tgn", "pretext.objective=sort"],
+}
+ROW_NAMES = {"scratch": "scratch (random init)", "bn": "playback speed, BN",
+             "tgn": "playback speed, TGN", "tgn_sort": "clip sorting by speed, TGN"}
+
+
+def _stage(name: str, done: Path, run: Callable[[], Any], log: Callable[[str], None]) -> dict:
+    """Run a stage unless its ``done`` file exists; return the stage's metrics."""
+    if done.is_file():
+        log(f"[cached] {name}")
+    else:
+        log(f"[run] {name}")
+        start = time.perf_counter()
+        run()
+        log(f"[done] {name} in {time.perf_counter() - start:.0f}s")
+    return json.loads(done.read_text()) if done.suffix == ".json" else {}
+
+
+def demo_configs(data_root: Path, store: Path, scale: DemoScale, seed: int
+                 ) -> tuple[Config, Config]:
+    """The pretrain and fine-tune configs of the demo."""
+    data = [f"data.videos={data_root / 'UCF-101'}", f"data.splits={data_root / 'ucfTrainTestlist'}",
+            f"data.store={store}", f"seed={seed}"]
+    return (load_config("pretrain/synthetic_cpu", data + scale.pretrain),
+            load_config("finetune/synthetic_cpu", data + scale.finetune))
+
+
+def run_demo(out: Path, *, quick: bool = True, seed: int = 0,
+             log: Callable[[str], None] = print) -> dict[str, dict[str, float]]:
+    """Run (or resume) the demo under ``out``; returns the results table by row."""
+    from playspeed.data.prepare import prepare_store
+    from playspeed.data.synthetic import write_dataset
+    from playspeed.report import write_demo_report
+    from playspeed.tasks.base import backbone_from_config
+    from playspeed.tasks.evaluation import evaluate
+    from playspeed.tasks.features import FeatureCache
+    from playspeed.tasks.finetune import finetune
+    from playspeed.tasks.pretext import pretrain
+    from playspeed.tasks.probe import probe_metrics
+    from playspeed.tasks.retrieval import retrieval_metrics
+    from playspeed.tasks.trainer import last_checkpoint
+
+    scale = QUICK if quick else FULL
+    out = Path(out)
+    data_root, store = out / "data", out / "store"
+    _stage("synthetic dataset", data_root / "COMPLETE", lambda: write_dataset(
+        data_root, num_classes=scale.classes, videos_per_class=scale.videos_per_class,
+        seed=seed, size=scale.video_size, frames=scale.frames), log)
+    _stage("frame store", store / "COMPLETE", lambda: prepare_store(
+        "ucf101", videos=data_root / "UCF-101", splits=data_root / "ucfTrainTestlist",
+        out=store, workers=1), log)
+    pretrain_config, finetune_config = demo_configs(data_root, store, scale, seed)
+
+    def train(stage, run_dir, fn):
+        resume = last_checkpoint(run_dir).is_file()
+        return _stage(stage, run_dir / "metrics.json", lambda: fn(resume), log)
+
+    rows: dict[str, dict[str, float]] = {}
+    for name in ("scratch", *scale.pretrain_runs):
+        row: dict[str, float] = {}
+        init = None
+        if name != "scratch":
+            config = override_config(pretrain_config, PRETRAIN_VARIANTS[name])
+            run_dir = out / f"pretrain_{name}"
+            metrics = train(f"pretrain ({ROW_NAMES[name]})", run_dir,
+                            lambda resume, c=config, d=run_dir: pretrain(c, d, resume=resume))
+            row["pretext_acc"] = metrics.get("pretext_val_acc", float("nan"))
+            init = run_dir / "checkpoints" / "last.ckpt"
+            backbone_config = config
+        else:
+            backbone_config = finetune_config
+        config = override_config(finetune_config, [f"model.norm={backbone_config.model.norm}"])
+        run_dir = out / f"finetune_{name}"
+        train(f"fine-tune ({ROW_NAMES[name]})", run_dir,
+              lambda resume, c=config, d=run_dir, i=init: finetune(c, d, init=i, resume=resume))
+        test_metrics = _stage(f"test ({ROW_NAMES[name]})", run_dir / "test" / "metrics.json",
+                              lambda d=run_dir: evaluate(d / "checkpoints" / "last.ckpt",
+                                                         out=d / "test"), log)
+        row["video_top1"] = test_metrics["video_top1"]
+        row["clip_top1"] = test_metrics["clip_top1"]
+        if init is not None:
+            from playspeed.tasks.checkpoints import load_task
+
+            backbone = load_task(init).backbone
+            cache = FeatureCache(out / "features", checkpoint=init)
+        else:
+            import lightning as L
+
+            L.seed_everything(seed, verbose=False)
+            backbone = backbone_from_config(backbone_config)
+            cache = None
+        retrieval = _stage(f"retrieval ({ROW_NAMES[name]})",
+                           out / f"retrieval_{name}" / "metrics.json",
+                           lambda b=backbone, c=cache, n=name: retrieval_metrics(
+                               b, finetune_config, out=out / f"retrieval_{n}", cache=c,
+                               num_clips=finetune_config.clip.test_clips, label=ROW_NAMES[n]),
+                           log)
+        row["retrieval_top1"], row["retrieval_top5"] = retrieval["top1"], retrieval["top5"]
+        probe = _stage(f"k-NN and linear probe ({ROW_NAMES[name]})",
+                       out / f"probe_{name}" / "metrics.json",
+                       lambda b=backbone, c=cache, n=name: probe_metrics(
+                           b, finetune_config, out=out / f"probe_{n}", cache=c,
+                           label=ROW_NAMES[n]), log)
+        row["knn_top1"], row["linear_top1"] = probe["knn_top1"], probe["linear_top1"]
+        rows[name] = row
+    write_demo_report(out, rows, row_names=ROW_NAMES, quick=quick, seed=seed)
+    return rows
