@@ -7,20 +7,12 @@ torch.set_num_threads(2)
 
 # --- coded in-memory videos for the sampling and dataset tests (helper C) ---
 
-import dataclasses  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-
-@dataclasses.dataclass(frozen=True)
-class VideoRecord:  # stand-in until playspeed.data.datasets lands
-    path: Path
-    label: int
-    key: str
-    num_frames: int | None = None
-    fps: float | None = None
+from playspeed.data.datasets import VideoRecord  # noqa: E402
 
 
 class CodedVideos:
