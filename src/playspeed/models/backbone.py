@@ -1,0 +1,67 @@
+"""Shared base of the 3D CNN backbones: pooled features, last conv map, norm table."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .norm import NormFactory, TemporalGroupNorm
+
+__all__ = ["Backbone", "frames_after"]
+
+
+def frames_after(frames: int, layer: nn.Conv3d | nn.MaxPool3d) -> int:
+    """Temporal length after `layer`, read from its kernel, stride, padding and dilation."""
+
+    def first(value: int | tuple[int, ...]) -> int:
+        return value[0] if isinstance(value, tuple) else value
+
+    kernel, stride = first(layer.kernel_size), first(layer.stride)
+    padding, dilation = first(layer.padding), first(layer.dilation)
+    out = (frames + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+    if out < 1:
+        raise ValueError(f"{frames} frames are too few for {layer}")
+    return out
+
+
+class Backbone(nn.Module):
+    """A clip encoder: `B x 3 x T x H x W` -> `B x feature_dim`.
+
+    Subclasses build their layers, calling `norm(channels, frames=T_l, stage=s)` for every norm
+    layer with the temporal length `T_l` it sees at `clip_len`, define `forward_features`, and
+    call `_record_norms(norm)` at the end of `__init__`.
+    """
+
+    feature_dim: int
+
+    def __init__(self, *, clip_len: int) -> None:
+        super().__init__()
+        self.clip_len = clip_len
+        self._norm_table: list[tuple[str, int, int]] = []
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """`B x 3 x T x H x W` -> the last conv block's map `B x D x T' x H' x W'`."""
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """`B x 3 x T x H x W` -> globally average-pooled features `B x D`."""
+        return F.adaptive_avg_pool3d(self.forward_features(x), 1).flatten(1)
+
+    def norm_table(self) -> list[tuple[str, int, int]]:
+        """`(layer name, T_l, P_l)` per norm layer: frames it sees at `clip_len`, temporal groups.
+
+        `P_l` is 1 for BatchNorm and GroupNorm, whose statistics span all frames.
+        """
+        return list(self._norm_table)
+
+    def _record_norms(self, norm: NormFactory) -> None:
+        self._norm_table = [
+            (
+                name,
+                norm.frames[id(layer)],
+                layer.num_groups if isinstance(layer, TemporalGroupNorm) else 1,
+            )
+            for name, layer in self.named_modules()
+            if id(layer) in norm.frames
+        ]
