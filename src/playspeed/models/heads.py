@@ -1,0 +1,89 @@
+"""Heads on backbone features: the two pretext objectives (METHOD.md §3) and fine-tuning."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import torch
+from torch import nn
+
+__all__ = ["ClipOrderHead", "LinearClassifier", "SpeedDirectionHead", "signed_speed_index"]
+
+
+def signed_speed_index(
+    speed: torch.Tensor, direction: torch.Tensor, *, num_directions: int
+) -> torch.Tensor:
+    """Class of the joint signed-speed softmax: `speed_index * num_directions + direction_index`."""
+    return speed * num_directions + direction
+
+
+class SpeedDirectionHead(nn.Module):
+    """The `classify` objective: each clip's speed class and playback direction.
+
+    (feats `B x D`) -> `{"speed": B x num_speeds, "direction": B x num_directions}` logits, or
+    with `joint=True` one softmax over signed speeds, `{"signed_speed": B x S*num_directions}`,
+    class `k = speed_index * num_directions + direction_index` (`signed_speed_index`).
+    """
+
+    def __init__(
+        self, in_features: int, *, num_speeds: int, num_directions: int, joint: bool = False
+    ) -> None:
+        super().__init__()
+        self.joint = joint
+        if joint:
+            self.signed_speed = nn.Linear(in_features, num_speeds * num_directions)
+        else:
+            self.speed = nn.Linear(in_features, num_speeds)
+            self.direction = nn.Linear(in_features, num_directions)
+
+    def forward(self, feats: torch.Tensor) -> dict[str, torch.Tensor]:
+        if self.joint:
+            return {"signed_speed": self.signed_speed(feats)}
+        return {"speed": self.speed(feats), "direction": self.direction(feats)}
+
+
+class ClipOrderHead(nn.Module):
+    """The `sort` objective (VCOP-style): which permutation orders the N clips.
+
+    (feats `B x N x D`) -> `B x N!` logits. Every pair `(i, j)` of
+    `itertools.combinations(range(N), 2)` is concatenated (`B x 2D`) and coded by a shared
+    FC(hidden) + ReLU; the pair codes are concatenated, passed through dropout and an FC to
+    `N!` classes, indexed as `list(itertools.permutations(range(N)))`.
+    """
+
+    def __init__(
+        self, in_features: int, *, num_clips: int, hidden: int = 512, dropout: float = 0.5
+    ) -> None:
+        super().__init__()
+        if num_clips < 2:
+            raise ValueError(f"ClipOrderHead needs at least 2 clips, got {num_clips}")
+        self.num_clips = num_clips
+        pairs = list(itertools.combinations(range(num_clips), 2))
+        self.register_buffer("pairs", torch.tensor(pairs).t(), persistent=False)  # 2 x num_pairs
+        self.pair = nn.Sequential(nn.Linear(2 * in_features, hidden), nn.ReLU(inplace=True))
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(len(pairs) * hidden, math.factorial(num_clips))
+
+    def forward(self, feats: torch.Tensor) -> torch.Tensor:
+        if feats.dim() != 3 or feats.shape[1] != self.num_clips:
+            raise ValueError(
+                f"ClipOrderHead: expected B x {self.num_clips} x D features, "
+                f"got shape {tuple(feats.shape)}"
+            )
+        first, second = self.pairs
+        pairs = torch.cat([feats[:, first], feats[:, second]], dim=2)  # B x num_pairs x 2D
+        codes = self.pair(pairs).flatten(1)  # B x num_pairs*hidden
+        return self.classifier(self.dropout(codes))
+
+
+class LinearClassifier(nn.Module):
+    """Fine-tuning classifier: (feats `B x D`) -> dropout -> linear -> `B x num_classes`."""
+
+    def __init__(self, in_features: int, num_classes: int, *, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.dropout = nn.Dropout(dropout)
+        self.fc = nn.Linear(in_features, num_classes)
+
+    def forward(self, feats: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.dropout(feats))
