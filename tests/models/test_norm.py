@@ -68,21 +68,28 @@ def test_matches_reference_for_every_split(frames, layout):
         assert got[0].is_contiguous(memory_format=layout)
 
 
-def test_eval_uses_each_groups_running_statistics():
-    layer = random_layer(3, 3)
+@pytest.mark.parametrize("layout", LAYOUTS, ids=["contiguous", "channels_last"])
+@pytest.mark.parametrize("frames,groups", [(7, 3), (8, 4), (6, 1)])
+def test_eval_uses_each_groups_running_statistics(layout, frames, groups):
+    layer = random_layer(3, groups)
     with torch.no_grad():
         layer.running_mean.normal_()
         layer.running_var.uniform_(0.5, 2.0)
     layer.eval()
-    x = torch.randn(2, 3, 7, 2, 2, dtype=torch.float64)
+    x = torch.randn(2, 3, frames, 2, 2, dtype=torch.float64).contiguous(memory_format=layout)
     expected = []
-    for p, part in enumerate(torch.tensor_split(x, 3, dim=2)):
+    for p, part in enumerate(torch.tensor_split(x, groups, dim=2)):
         shape = (1, -1, 1, 1, 1)
         mean, var = layer.running_mean[p].view(shape), layer.running_var[p].view(shape)
         normalized = (part - mean) / torch.sqrt(var + layer.eps)
         expected.append(normalized * layer.weight[p].view(shape) + layer.bias[p].view(shape))
+    expected = torch.cat(expected, dim=2)
     before = layer.running_mean.clone()
-    torch.testing.assert_close(layer(x), torch.cat(expected, dim=2))
+    with torch.inference_mode():  # channels-last inputs take the direct affine path here
+        inferred = layer(x)
+    torch.testing.assert_close(inferred, expected)
+    assert inferred.is_contiguous(memory_format=layout)
+    torch.testing.assert_close(layer(x.clone().requires_grad_()), expected)
     assert torch.equal(layer.running_mean, before)
 
 

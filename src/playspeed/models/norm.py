@@ -257,12 +257,43 @@ class TemporalGroupNorm(nn.Module):
             # frames are P runs of L frames, so B x C x T x H x W is B x (C*P) x L x H x W.
             z = x if groups == 1 else x.contiguous().view(b, c * groups, frames // groups, h, w)
             return self._normalize(z, 0, groups, group_major=False).view(b, c, frames, h, w)
+        if not self.training and not self._needs_grad(x):
+            return self._affine(x, chunks)
         zs = _Fold.apply(x, chunks, channels_last)
         ys, first = [], 0
         for (count, _), z in zip(chunks, zs, strict=True):
             ys.append(self._normalize(z, first, first + count, group_major=channels_last))
             first += count
         return _Unfold.apply(chunks, channels_last, *ys)
+
+    def _needs_grad(self, x: torch.Tensor) -> bool:
+        return torch.is_grad_enabled() and (
+            x.requires_grad or self.weight.requires_grad or self.bias.requires_grad
+        )
+
+    def _affine(self, x: torch.Tensor, chunks: Chunks) -> torch.Tensor:
+        """Eval mode without autograd, channels-last `x`: each group is a per-channel affine map.
+
+        Channel-innermost views `B x P_k x (L_k*H*W) x C` let one broadcast multiply-add per
+        chunk apply it in place of the two fold copies and the batch norm.
+        """
+        scale = self.weight * torch.rsqrt(self.running_var + self.eps)
+        shift = (self.bias - self.running_mean * scale).to(x.dtype)
+        scale = scale.to(x.dtype)  # fp32 coefficients would send bf16 inputs down a slow path
+        out = torch.empty_like(x)
+        b, c = x.shape[:2]
+        start = first = 0
+        for groups, length in chunks:
+            frames = slice(start, start + groups * length)
+            rows = slice(first, first + groups)
+            torch.addcmul(
+                shift[rows].view(1, groups, 1, c),
+                x[:, :, frames].permute(0, 2, 3, 4, 1).view(b, groups, -1, c),
+                scale[rows].view(1, groups, 1, c),
+                out=out[:, :, frames].permute(0, 2, 3, 4, 1).view(b, groups, -1, c),
+            )
+            start, first = frames.stop, rows.stop
+        return out
 
     def _normalize(self, z: torch.Tensor, first: int, last: int, group_major: bool) -> torch.Tensor:
         """Batch norm of folded `z` (channel p*C + c if `group_major`, else c*P + p) with the
