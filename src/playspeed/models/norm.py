@@ -352,6 +352,11 @@ def num_temporal_groups(frames: int, frames_per_group: int) -> int:
 class NormFactory:
     """Builds a backbone's norm layers: `factory(num_channels, frames=T_l, stage=s)`.
 
+    norm: "tgn" (`TemporalGroupNorm` with `P_l = max(1, T_l // frames_per_group)`, or
+    `groups_per_stage[stage]`), "bn" (`nn.BatchNorm3d`) or "gn" (`nn.GroupNorm` with
+    `gcd(gn_groups, C)` groups, since narrow or factored layers have channel counts 32 does not
+    divide).
+
     `frames` is the temporal length the layer sees at the training clip length and `stage`
     the network stage (0 = stem, 1-4 = the four resolution stages) the layer belongs to. The
     factory remembers each layer's `T_l` so a backbone can report its `(T_l, P_l)` table.
