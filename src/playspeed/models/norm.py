@@ -68,7 +68,9 @@ def _folded_pairs(x: torch.Tensor, zs: Sequence[torch.Tensor], chunks: Chunks, c
                 z.permute(0, 2, 3, 4, 1).unflatten(4, (groups, c)),
             )
         else:
-            yield part, z.view(b, c, groups * length, h, w)
+            # A view for the freshly allocated tensors written to; a copy only for a source
+            # gradient in an unexpected layout.
+            yield part, z.reshape(b, c, groups * length, h, w)
 
 
 def _empty(shape, like: torch.Tensor, channels_last: bool) -> torch.Tensor:
@@ -231,10 +233,6 @@ class TemporalGroupNorm(nn.Module):
             f"{self.num_channels}, num_groups={self.num_groups}, eps={self.eps}, "
             f"momentum={self.momentum}" + (", sync=True" if self.sync else "")
         )
-
-    def reset_running_stats(self) -> None:
-        self.running_mean.zero_()
-        self.running_var.fill_(1.0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 5 or x.shape[1] != self.num_channels:
