@@ -69,6 +69,18 @@ def test_matches_reference_for_every_split(frames, layout):
 
 
 @pytest.mark.parametrize("layout", LAYOUTS, ids=["contiguous", "channels_last"])
+def test_output_gradient_in_an_unusual_layout(layout):
+    for frames, groups in [(7, 3), (8, 2)]:
+        x = torch.randn(2, 3, frames, 4, 5, dtype=torch.float64).contiguous(memory_format=layout)
+        x.requires_grad_()
+        layer = random_layer(3, groups)
+        grad = torch.randn(2, 3, frames, 5, 4, dtype=torch.float64).transpose(3, 4)
+        got = torch.autograd.grad(layer(x), x, grad)[0]
+        want = torch.autograd.grad(reference_tgn(x, layer.weight, layer.bias), x, grad)[0]
+        torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS, ids=["contiguous", "channels_last"])
 @pytest.mark.parametrize("frames,groups", [(7, 3), (8, 4), (6, 1)])
 def test_eval_uses_each_groups_running_statistics(layout, frames, groups):
     layer = random_layer(3, groups)
