@@ -58,3 +58,28 @@ def coded_videos():
         return records, source
 
     return make
+
+
+# --- tiny encoded videos: a synthetic UCF-101-layout dataset and its frame store (helper A) ---
+
+
+@pytest.fixture(scope="session")
+def synth_root(tmp_path_factory):
+    """A tiny synthetic dataset in the UCF-101 layout: 3 classes x 4 videos (4 groups),
+    40 frames of 64x48 at 25 fps. Read-only: copy it before changing anything."""
+    from playspeed.data.synthetic import write_dataset
+
+    root = tmp_path_factory.mktemp("synth")
+    write_dataset(root, num_classes=3, videos_per_class=4, size=(64, 48), frames=40)
+    return root
+
+
+@pytest.fixture(scope="session")
+def synth_store(synth_root, tmp_path_factory):
+    """``synth_root`` prepared into a JPEG frame store (128x171 frames). Read-only."""
+    from playspeed.data.prepare import prepare_dataset
+
+    out = tmp_path_factory.mktemp("store") / "store"
+    prepare_dataset("ucf101", videos=synth_root / "UCF-101", splits=synth_root / "ucfTrainTestlist",
+                    out=out, progress=False)
+    return out

@@ -68,6 +68,8 @@ def _build_parser(handlers: dict[str, Callable[[argparse.Namespace], int | None]
     p.add_argument("--format", choices=("jpeg", "raw"), default="jpeg",
                    help="jpeg: ~10x smaller; raw: uint8 memmap, fastest reads")
     p.add_argument("--quality", type=int, default=90, help="JPEG quality")
+    p.add_argument("--skip-missing", action="store_true",
+                   help="skip videos named in the split files but absent (counted as warnings)")
 
     p = command("pretrain", "pretext training: predict playback speed and direction")
     p.add_argument("--config", required=True, help="YAML file, or a built-in name")
@@ -125,6 +127,39 @@ def _build_parser(handlers: dict[str, Callable[[argparse.Namespace], int | None]
 # Handlers. Each imports what it needs and calls one library entry point.
 
 # --- data commands (synth, prepare) ---
+
+
+def _run_synth(args: argparse.Namespace) -> int:
+    from playspeed.data.synthetic import write_dataset
+
+    given = {"num_classes": args.classes, "videos_per_class": args.videos_per_class,
+             "size": args.size and tuple(args.size), "frames": args.frames}
+    summary = write_dataset(args.out, seed=args.seed, progress=True,
+                            **{k: v for k, v in given.items() if v is not None})
+    width, height = summary["size"]
+    print(f"wrote {summary['videos']} videos ({len(summary['classes'])} classes, "
+          f"{summary['frames']} frames of {width}x{height}) to {args.out} "
+          f"in {summary['seconds']:.0f}s")
+    return 0
+
+
+def _run_prepare(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from playspeed.data.prepare import REPORT, prepare_dataset
+
+    report = prepare_dataset(
+        args.dataset, videos=args.videos, out=args.out, splits=args.splits,
+        list_file=args.list_file, skip_missing=args.skip_missing, fmt=args.format,
+        quality=args.quality, short_side=128 if args.short_side else None,
+        workers=args.workers, log=lambda line: tqdm.write(line, file=sys.stderr))
+    if report.available == 0:
+        raise PlayspeedError(f"{args.out}: no video could be prepared "
+                             f"({len(report.failed)} unreadable, see {args.out / REPORT})")
+    print(f"{args.out}: {len(report.prepared)} videos prepared, "
+          f"{report.already_prepared} already there; {report.num_warnings} warnings"
+          + (f" (see {args.out / REPORT})" if report.num_warnings else ""))
+    return 0
 
 # --- sampling commands (show) ---
 

@@ -1,2 +1,19 @@
+"""Video records, frame sources (prepared store or raw videos), clip datasets."""
+
 from playspeed.data.clips import ClipClassification
+from playspeed.data.datasets import HMDB51, UCF101, VideoFolder, VideoRecord, build_records
 from playspeed.data.pretext import PlaybackSpeedClips
+from playspeed.data.store import FrameStore
+from playspeed.data.video import RawVideos
+
+__all__ = [
+    "HMDB51",
+    "UCF101",
+    "ClipClassification",
+    "FrameStore",
+    "PlaybackSpeedClips",
+    "RawVideos",
+    "VideoFolder",
+    "VideoRecord",
+    "build_records",
+]

@@ -79,6 +79,8 @@ def open_video(path: str | os.PathLike) -> Iterator[tuple[av.container.InputCont
     Raises :class:`PlayspeedError` naming the file when it cannot be opened.
     """
     try:
+        if os.path.getsize(path) == 0:
+            raise PlayspeedError(f"{path}: empty file (0 bytes)")
         container = av.open(os.fspath(path))
     except (av.FFmpegError, OSError) as err:
         raise PlayspeedError(f"{path}: cannot open video ({_reason(err)})") from err
