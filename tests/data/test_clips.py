@@ -70,3 +70,14 @@ def test_bad_arguments(coded_videos):
         ClipClassification(records, source, mode="val")
     with pytest.raises(PlayspeedError, match="stride"):
         ClipClassification(records, source, stride=0)
+
+
+def test_reads_a_prepared_frame_store(synth_root, synth_store):
+    from playspeed.data import UCF101, FrameStore
+
+    records = UCF101(synth_root / "UCF-101", synth_root / "ucfTrainTestlist", subset="test")
+    store = FrameStore(synth_store)
+    item = ClipClassification(records, store, clip_len=8, mode="test", num_test_clips=3)[1]
+    assert item["clips"].shape == (3, 3, 8, 128, 171) and int(item["label"]) == records[1].label
+    frames = store.read(records[1], item["frame_indices"].flatten().tolist())
+    assert torch.equal(item["clips"].permute(0, 2, 3, 4, 1).reshape(frames.shape), frames)

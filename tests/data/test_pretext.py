@@ -199,3 +199,18 @@ def test_classify_with_one_clip_and_one_direction(coded_videos):
         rng_speeds.add(int(item["speed"][0]))
     assert rng_speeds == {2, 4}
     assert np.all(item["direction"].numpy() == 1)
+
+
+def test_reads_a_prepared_frame_store(synth_root, synth_store):
+    from playspeed.data import UCF101, FrameStore
+
+    records = UCF101(synth_root / "UCF-101", synth_root / "ucfTrainTestlist", subset="train")
+    store = FrameStore(synth_store)
+    plain = PlaybackSpeedClips(records, store, clip_len=8, speeds=(1, 2, 4))
+    item = plain[2]
+    frames = store.read(records[2], item["frame_indices"].flatten().tolist())
+    assert torch.equal(item["clips"].permute(0, 2, 3, 4, 1).reshape(frames.shape), frames)
+    transformed = PlaybackSpeedClips(records, store, clip_len=8, speeds=(1, 2, 4),
+                                     transform=build_clip_transform(train=True))[2]
+    assert transformed["clips"].shape == (3, 3, 8, 112, 112)
+    assert torch.equal(transformed["frame_indices"], item["frame_indices"])
