@@ -219,15 +219,34 @@ CLASSES = tuple(MOTIONS)
 
 
 @dataclass(frozen=True)
-class Look:
-    """How a scene looks: drawn identically for every class."""
+class Shape:
+    """How a shape looks: outline ``r(phi) = radius * (1 + bump * cos(lobes * phi))``, a main
+    colour and an accent wedge of half-angle ``wedge`` that makes rotation visible."""
 
-    background: np.ndarray    # float32 texture larger than the frame (camera sway margin)
-    colour: np.ndarray        # (3,) float32 main colour of the shapes
-    accent: np.ndarray        # (3,) colour of a wedge that makes rotation visible
-    lobes: int                # outline r(phi) = radius * (1 + bump * cos(lobes * phi))
+    colour: np.ndarray        # (3,) float32
+    accent: np.ndarray
+    lobes: int
     bump: float
-    wedge: float              # half-angle of the accent wedge
+    wedge: float
+
+    @classmethod
+    def draw(cls, rng: np.random.Generator, luminance: float) -> Shape:
+        colour = rng.uniform(0, 255, 3).astype(np.float32)
+        colour = np.clip(colour + luminance - colour @ _LUMINANCE, 0, 255)
+        return cls(colour=colour, accent=255 - colour, lobes=int(rng.integers(3, 7)),
+                   bump=float(rng.uniform(0, 0.25)), wedge=float(rng.uniform(0.4, 0.8)))
+
+
+@dataclass(frozen=True)
+class Look:
+    """How a scene looks, drawn identically for every class: a background (larger than the
+    frame by the camera sway on each side) and the moving shapes' look."""
+
+    background: np.ndarray    # float32 (H + 2 margin) x (W + 2 margin) x 3
+    shape: Shape
+
+
+_LUMINANCE = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
 
 def _upsample(grid: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -243,33 +262,46 @@ def _upsample(grid: np.ndarray, height: int, width: int) -> np.ndarray:
     return rows[:, x0] * (1 - wx) + rows[:, x1] * wx
 
 
-def draw_look(rng: np.random.Generator, height: int, width: int) -> Look:
-    """A random scene: multi-scale noise texture in a 3-colour palette and a shape look
-    whose brightness contrasts with the background."""
+def draw_look(rng: np.random.Generator, size: tuple[int, int]) -> Look:
+    """A random scene for ``size`` (W, H) frames: a multi-scale noise texture in a
+    3-colour palette, with static clutter (rings, shards, whole shapes) so that what the
+    moving classes show in a still (rings of Ripple, pieces of BreakApart) is in every
+    class's frames; and a moving-shape look whose brightness contrasts with the texture."""
+    width, height = size
+    margin = _margin(height)
+    full_h, full_w = height + 2 * margin, width + 2 * margin
     fields = []
     for _ in range(2):
-        field = sum(weight * _upsample(rng.random((max(2, height // cell), max(2, width // cell)),
-                                                  dtype=np.float32), height, width)
-                    for cell, weight in ((max(2, height // 3), 0.5), (max(2, height // 12), 0.3),
-                                         (4, 0.2)))
+        octaves = ((max(2, height // 3), 0.5), (max(2, height // 12), 0.3), (4, 0.2))
+        field = sum(weight * _upsample(rng.random((max(2, full_h // cell), max(2, full_w // cell)),
+                                                  dtype=np.float32), full_h, full_w)
+                    for cell, weight in octaves)
         fields.append((field - field.min()) / max(float(np.ptp(field)), 1e-6))
     palette = rng.uniform(40, 215, (3, 3)).astype(np.float32)
     background = (palette[0] + fields[0][..., None] * (palette[1] - palette[0])
                   + 0.5 * fields[1][..., None] * (palette[2] - palette[0]))
-    luminance = np.array([0.299, 0.587, 0.114], dtype=np.float32)
-    target = rng.uniform(0, 60) if float(background.mean(axis=(0, 1)) @ luminance) > 128 \
-        else rng.uniform(195, 255)
-    colour = rng.uniform(0, 255, 3).astype(np.float32)
-    colour = np.clip(colour + target - colour @ luminance, 0, 255)
-    return Look(background=np.clip(background, 0, 255), colour=colour, accent=255 - colour,
-                lobes=int(rng.integers(3, 7)), bump=float(rng.uniform(0, 0.25)),
-                wedge=float(rng.uniform(0.4, 0.8)))
+    for _ in range(rng.integers(2, 5)):
+        kind, radius = rng.integers(3), rng.uniform(0.05, 0.2) * height
+        start = rng.uniform(0, TAU)
+        _draw(background, Shape.draw(rng, rng.uniform(0, 255)),
+              x=rng.uniform(0, full_w), y=rng.uniform(0, full_h), radius=radius,
+              angle=rng.uniform(0, TAU), alpha=rng.uniform(0.5, 1),
+              ring=0.03 * height if kind == 0 else 0.0,
+              sector=(start, start + rng.uniform(0.8, 2)) if kind == 1 else None)
+    bright = float(background.mean(axis=(0, 1)) @ _LUMINANCE) > 128
+    shape = Shape.draw(rng, rng.uniform(0, 60) if bright else rng.uniform(195, 255))
+    return Look(background=np.clip(background, 0, 255), shape=shape)
 
 
-def _draw(canvas: np.ndarray, look: Look, *, x: float, y: float, radius: float, angle: float,
-          alpha: float, ring: float, sector: tuple[float, float] | None) -> None:
+def _margin(height: int) -> int:
+    """Pixels the background extends beyond the frame on each side (camera sway)."""
+    return int(math.ceil(_SWAY * height))
+
+
+def _draw(canvas: np.ndarray, shape: Shape, *, x: float, y: float, radius: float,
+          angle: float, alpha: float, ring: float, sector: tuple[float, float] | None) -> None:
     """Paint one shape (pixel units) into ``canvas`` (H x W x 3 float32), 1-pixel antialiased."""
-    bump = 0.0 if ring else look.bump
+    bump = 0.0 if ring else shape.bump
     extent = radius * (1 + bump) + 1
     x0, x1 = max(0, int(x - extent)), min(canvas.shape[1], int(x + extent) + 2)
     y0, y1 = max(0, int(y - extent)), min(canvas.shape[0], int(y + extent) + 2)
@@ -279,17 +311,17 @@ def _draw(canvas: np.ndarray, look: Look, *, x: float, y: float, radius: float, 
     dy = (np.arange(y0, y1, dtype=np.float32) + 0.5 - y)[:, None]
     rho = np.hypot(dx, dy)
     phi = np.arctan2(dy, dx) - angle
-    edge = radius * (1 + bump * np.cos(look.lobes * phi))
+    edge = radius * (1 + bump * np.cos(shape.lobes * phi))
     cover = np.clip(edge - rho + 0.5, 0, 1)
     if ring:
         cover *= np.clip(rho - edge + ring + 0.5, 0, 1)
-        colour = look.colour
+        colour = shape.colour
     else:
-        colour = np.where((np.cos(phi) > math.cos(look.wedge))[..., None], look.accent,
-                          look.colour)
+        colour = np.where((np.cos(phi) > math.cos(shape.wedge))[..., None], shape.accent,
+                          shape.colour)
     if sector is not None:
-        phi = np.mod(phi, TAU)
-        cover *= (phi >= sector[0]) & (phi < sector[1])
+        phi = np.mod(phi - sector[0], TAU)
+        cover *= phi < sector[1] - sector[0]
     region = canvas[y0:y1, x0:x1]
     region += (alpha * cover)[..., None] * (colour - region)
 
@@ -312,13 +344,13 @@ def render(name: str, *, look: Look, rng: np.random.Generator, size: tuple[int, 
     paths = [np.stack(np.broadcast_arrays(
         (track.x - camera[:, 0]) * height, (track.y - camera[:, 1]) * height,
         np.asarray(track.radius) * height, track.angle, track.alpha)) for track in tracks]
-    margin = int(math.ceil(_SWAY * height))
+    margin = _margin(height)
     for i in range(num_frames):
         left, top = margin + np.round(camera[i] * height).astype(int)
         canvas = look.background[top:top + height, left:left + width].copy()
         for track, path in zip(tracks, paths, strict=True):
             x, y, radius, angle, alpha = path[:, i]
-            _draw(canvas, look, x=x, y=y, radius=radius, angle=angle, alpha=alpha,
+            _draw(canvas, look.shape, x=x, y=y, radius=radius, angle=angle, alpha=alpha,
                   ring=track.ring * height, sector=track.sector)
         canvas += noise[choice[i]]
         yield np.clip(canvas, 0, 255).astype(np.uint8)
@@ -372,9 +404,7 @@ def write_dataset(root: str | os.PathLike, *, num_classes: int | None = None,
 
     for name, group, clip in tqdm(jobs, unit="video", disable=not progress, desc="synth"):
         index = CLASSES.index(name)
-        margin = 2 * int(math.ceil(_SWAY * height))
-        look = draw_look(np.random.default_rng([seed, index, group]), height + margin,
-                         width + margin)
+        look = draw_look(np.random.default_rng([seed, index, group]), (width, height))
         video = render(name, look=look, rng=np.random.default_rng([seed, index, group, clip]),
                        size=(width, height), num_frames=frames)
         path = root / "UCF-101" / name / _video_name(name, group, clip)
