@@ -66,7 +66,7 @@ def _build_parser(handlers: dict[str, Callable[[argparse.Namespace], int | None]
     p.add_argument("--short-side", action="store_true",
                    help="resize the short side to 128 keeping aspect (default: 128x171)")
     p.add_argument("--format", choices=("jpeg", "raw"), default="jpeg",
-                   help="jpeg: ~10x smaller; raw: uint8 memmap, fastest reads")
+                   help="jpeg: ~10x smaller; raw: uncompressed uint8, fastest reads")
     p.add_argument("--quality", type=int, default=90, help="JPEG quality")
     p.add_argument("--skip-missing", action="store_true",
                    help="skip videos named in the split files but absent (counted as warnings)")
