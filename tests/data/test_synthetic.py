@@ -148,3 +148,5 @@ def test_cli_writes_a_small_dataset(tmp_path, capsys):
     assert len(UCF101(tmp_path / "d" / "UCF-101", tmp_path / "d" / "ucfTrainTestlist")) == 6
     assert main(["synth", str(tmp_path / "e"), "--size", "33", "24"]) == 2
     assert main(["synth", str(tmp_path / "e"), "--classes", str(len(CLASSES) + 1)]) == 2
+    assert main(["synth", str(tmp_path / "e"), "--videos-per-class", "0"]) == 2
+    assert "at least 4 videos per class" in capsys.readouterr().err

@@ -392,6 +392,9 @@ def write_dataset(root: str | os.PathLike, *, num_classes: int | None = None,
         raise PlayspeedError(f"video size must be even and at least 8x8, got {width}x{height}")
     if frames < 1:
         raise PlayspeedError(f"frames per video must be at least 1, got {frames}")
+    if videos_per_class < 4:
+        raise PlayspeedError("need at least 4 videos per class for three disjoint test splits, "
+                             f"got {videos_per_class}")
     layout = group_layout(videos_per_class)
     tests = split_groups(layout[-1][0])
 
