@@ -48,6 +48,7 @@ def test_interrupted_run_resumes_to_an_identical_store(synth_root, synth_store, 
     monkeypatch.setattr(prepare, "to_rgb", interrupted)
     with pytest.raises(KeyboardInterrupt):
         prepare_store(records, out, progress=False)
+    assert not (out / REPORT).exists()  # not finished
     # Only the three finished videos are visible, no partial file.
     assert FrameStore(out).keys() == [r.key for r in records[:3]]
     assert sorted(p.name for p in (out / FRAMES_DIR).rglob("*") if p.is_file()) == \

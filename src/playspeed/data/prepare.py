@@ -124,7 +124,8 @@ def prepare_store(records: Sequence[VideoRecord], out: str | os.PathLike, *,
     Frames are resized to ``resize`` (H, W), or to ``short_side`` keeping the aspect, and
     stored as JPEG (``quality``) or raw uint8. Videos already in the store are skipped;
     a store prepared with other settings is refused. ``log`` receives one line per
-    problem as it happens; all of them also go to ``out/prepare_report.json``.
+    problem as it happens; all of them also go to ``out/prepare_report.json``, written when
+    the run completes (its presence marks a finished store).
     """
     if fmt not in FORMATS:
         raise PlayspeedError(f"store format must be one of {', '.join(FORMATS)}, got {fmt!r}")
@@ -137,6 +138,8 @@ def prepare_store(records: Sequence[VideoRecord], out: str | os.PathLike, *,
     settings = {"format": fmt, "quality": quality if fmt == "jpeg" else None,
                 "resize": None if resize is None else list(resize), "short_side": short_side}
     done = _open_store(root, settings)
+    # The report exists only once a run has finished, so it marks a complete store.
+    (root / REPORT).unlink(missing_ok=True)
 
     unique = {record.key: record for record in records}
     todo = [unique[key] for key in sorted(unique)
@@ -173,9 +176,8 @@ def prepare_store(records: Sequence[VideoRecord], out: str | os.PathLike, *,
         # alone describes the store whenever no run is in progress.
         write_index(root, settings, done)
         (root / JOURNAL).unlink(missing_ok=True)
-        report.prepared.sort()
-        (root / REPORT).write_text(json.dumps(report.to_json(), indent=1) + "\n",
-                                   encoding="utf-8")
+    report.prepared.sort()
+    (root / REPORT).write_text(json.dumps(report.to_json(), indent=1) + "\n", encoding="utf-8")
     return report
 
 

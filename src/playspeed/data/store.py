@@ -6,7 +6,8 @@ Layout of a store directory::
     index.jsonl           videos finished by a run still in progress (merged into index.json
                           when the run ends; absent otherwise)
     frames/<key>.frames   one file per video: all its frames and an offset table
-    prepare_report.json   what the last ``prepare`` did, with every unreadable video and why
+    prepare_report.json   what the last completed ``prepare`` did, every unreadable video
+                          and why (absent while a run is unfinished)
 
 A ``.frames`` file is a 32-byte header (magic, format, T, H, W, offset of the table),
 the frames one after the other (JPEG images, or raw ``H x W x 3`` uint8), then ``T + 1``

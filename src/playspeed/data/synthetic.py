@@ -378,9 +378,10 @@ def write_dataset(root: str | os.PathLike, *, num_classes: int | None = None,
 
     ``root/UCF-101/<Class>/v_<Class>_gGG_cCC.avi`` and ``root/ucfTrainTestlist/``
     (classInd.txt, trainlist0{1,2,3}.txt, testlist0{1,2,3}.txt), plus ``root/synth.json``
-    with the settings and counts. ``num_classes``: the first N of :data:`CLASSES` (default
-    all); ``size``: (W, H); ``frames``: per video. The same arguments give the same bytes:
-    every video draws from its own generator seeded by (seed, class, group, clip), so the
+    with the settings and counts, written last (it marks a complete dataset).
+    ``num_classes``: the first N of :data:`CLASSES` (default all); ``size``: (W, H);
+    ``frames``: per video. The same arguments give the same bytes: every video draws from
+    its own generator seeded by (seed, class, group, clip), so the
     first N classes are the same videos whatever N.
     """
     count = len(CLASSES) if num_classes is None else num_classes
@@ -401,6 +402,7 @@ def write_dataset(root: str | os.PathLike, *, num_classes: int | None = None,
     root = Path(root)
     lists = root / "ucfTrainTestlist"
     lists.mkdir(parents=True, exist_ok=True)
+    (root / "synth.json").unlink(missing_ok=True)
     started = time.perf_counter()
     jobs = [(name, group, clip) for name in names for group, clip in layout]
     from tqdm import tqdm
