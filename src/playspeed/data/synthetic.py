@@ -381,8 +381,8 @@ def write_dataset(root: str | os.PathLike, *, num_classes: int | None = None,
     with the settings and counts, written last (it marks a complete dataset).
     ``num_classes``: the first N of :data:`CLASSES` (default all); ``size``: (W, H);
     ``frames``: per video. The same arguments give the same bytes: every video draws from
-    its own generator seeded by (seed, class, group, clip), so the
-    first N classes are the same videos whatever N.
+    its own generator seeded by (seed, class, group, clip), so the first N classes are the
+    same videos whatever N.
     """
     count = len(CLASSES) if num_classes is None else num_classes
     if not 1 <= count <= len(CLASSES):
