@@ -109,6 +109,7 @@ class TrainerConfig:
     num_nodes: int = 1
     strategy: str = "auto"
     precision: str = "32-true"  # bf16-mixed | 16-mixed | 32-true
+    gradient_clip_val: float | None = None  # clip the gradient norm (null: no clipping)
     memory_format: str = "contiguous"  # contiguous | channels_last_3d
     check_val_every_n_epoch: int = 1
     log_every_n_steps: int = 10

@@ -36,6 +36,7 @@ class DemoScale:
     pretrain: list[str] = field(default_factory=list)  # overrides of pretrain/synthetic_cpu
     finetune: list[str] = field(default_factory=list)  # overrides of finetune/synthetic_cpu
     pretrain_runs: tuple[str, ...] = ("bn", "tgn")
+    workers: int = 2  # processes for decoding videos into the store
 
 
 QUICK = DemoScale(classes=None, videos_per_class=20, frames=128, video_size=(160, 120))
@@ -47,7 +48,7 @@ FULL = DemoScale(
     finetune=["model.backbone=r3d_18", "model.width=1.0", "clip.size=112",
               "clip.resize=[128,171]", "trainer.max_epochs=40", "data.workers=8",
               "trainer.accelerator=auto", "trainer.devices=auto"],
-    pretrain_runs=("bn", "tgn", "tgn_sort"),
+    pretrain_runs=("bn", "tgn", "tgn_sort"), workers=8,
 )
 
 PRETRAIN_VARIANTS = {
@@ -83,7 +84,7 @@ def demo_configs(data_root: Path, store: Path, scale: DemoScale, seed: int
 def run_demo(out: Path, *, quick: bool = True, seed: int = 0,
              log: Callable[[str], None] = print) -> dict[str, dict[str, float]]:
     """Run (or resume) the demo under ``out``; returns the results table by row."""
-    from playspeed.data.prepare import prepare_store
+    from playspeed.data.prepare import REPORT, prepare_dataset
     from playspeed.data.synthetic import write_dataset
     from playspeed.report import write_demo_report
     from playspeed.tasks.base import backbone_from_config
@@ -98,13 +99,13 @@ def run_demo(out: Path, *, quick: bool = True, seed: int = 0,
     scale = QUICK if quick else FULL
     out = Path(out)
     data_root, store = out / "data", out / "store"
-    _stage("synthetic dataset", data_root / "COMPLETE", lambda: write_dataset(
+    _stage("synthetic dataset", data_root / "synth.json", lambda: write_dataset(
         data_root, num_classes=scale.classes, videos_per_class=scale.videos_per_class,
-        seed=seed, size=scale.video_size, frames=scale.frames), log)
-    _stage("frame store", store / "COMPLETE", lambda: prepare_store(
-        "ucf101", videos=data_root / "UCF-101", splits=data_root / "ucfTrainTestlist",
-        out=store, workers=1), log)
+        seed=seed, size=scale.video_size, frames=scale.frames, progress=True), log)
     pretrain_config, finetune_config = demo_configs(data_root, store, scale, seed)
+    _stage("frame store", store / REPORT, lambda: prepare_dataset(
+        "ucf101", videos=data_root / "UCF-101", splits=data_root / "ucfTrainTestlist",
+        out=store, resize=tuple(pretrain_config.clip.resize), workers=scale.workers), log)
 
     def train(stage, run_dir, fn):
         resume = last_checkpoint(run_dir).is_file()

@@ -61,6 +61,7 @@ def make_trainer(config: Config, out: Path, *, monitor: str) -> L.Trainer:
             num_nodes=trainer_config.num_nodes,
             strategy=trainer_config.strategy,
             precision=trainer_config.precision,
+            gradient_clip_val=trainer_config.gradient_clip_val,
             check_val_every_n_epoch=trainer_config.check_val_every_n_epoch,
             log_every_n_steps=trainer_config.log_every_n_steps,
             enable_progress_bar=trainer_config.progress_bar,
