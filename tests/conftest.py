@@ -83,3 +83,34 @@ def synth_store(synth_root, tmp_path_factory):
     prepare_dataset("ucf101", videos=synth_root / "UCF-101", splits=synth_root / "ucfTrainTestlist",
                     out=out, progress=False)
     return out
+
+
+# --- tiny run configs for the training, evaluation and demo tests (lead) ---
+
+TINY_OVERRIDES = (
+    "data.workers=0", "data.val_fraction=0.34", "clip.len=8", "clip.size=32",
+    "clip.resize=[40,53]", "clip.test_clips=2", "model.width=0.125", "pretext.speeds=[1,2,4]",
+    "optim.batch_size=3", "optim.warmup_epochs=0", "trainer.max_epochs=2",
+    "trainer.progress_bar=false", "trainer.precision=32-true",
+    "trainer.memory_format=contiguous", "trainer.log_every_n_steps=1",
+)
+
+
+@pytest.fixture(scope="session")
+def tiny_overrides(synth_root, synth_store):
+    """Overrides that point the synthetic CPU configs at ``synth_root`` / ``synth_store``
+    and shrink them to run in seconds."""
+    return [f"data.videos={synth_root / 'UCF-101'}",
+            f"data.splits={synth_root / 'ucfTrainTestlist'}", f"data.store={synth_store}",
+            *TINY_OVERRIDES]
+
+
+@pytest.fixture(scope="session")
+def tiny_config(tiny_overrides):
+    """``tiny_config(kind, *overrides)``: the tiny ``kind`` ("pretrain" | "finetune") config."""
+    from playspeed.config import load_config
+
+    def make(kind: str, *overrides: str):
+        return load_config(f"{kind}/synthetic_cpu", [*tiny_overrides, *overrides])
+
+    return make

@@ -110,6 +110,7 @@ class TrainerConfig:
     strategy: str = "auto"
     precision: str = "32-true"  # bf16-mixed | 16-mixed | 32-true
     gradient_clip_val: float | None = None  # clip the gradient norm (null: no clipping)
+    sync_norm: bool = False  # multi-process: BN and TGN statistics over the global batch
     memory_format: str = "contiguous"  # contiguous | channels_last_3d
     check_val_every_n_epoch: int = 1
     log_every_n_steps: int = 10

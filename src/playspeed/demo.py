@@ -138,13 +138,12 @@ def run_demo(out: Path, *, quick: bool = True, seed: int = 0,
             from playspeed.tasks.checkpoints import load_task
 
             backbone = load_task(init).backbone
-            cache = FeatureCache(out / "features", checkpoint=init)
         else:
             import lightning as L
 
             L.seed_everything(seed, verbose=False)
             backbone = backbone_from_config(backbone_config)
-            cache = None
+        cache = FeatureCache(out / "features")
         retrieval = _stage(f"retrieval ({ROW_NAMES[name]})",
                            out / f"retrieval_{name}" / "metrics.json",
                            lambda b=backbone, c=cache, n=name: retrieval_metrics(

@@ -48,25 +48,29 @@ def plot_confusion(matrix: np.ndarray, classes: Sequence[str], path: Path, *, ti
     return save_figure(fig, path)
 
 
-def read_csv_log(path: Path) -> dict[str, list[tuple[int, float]]]:
-    """Lightning's CSV log as ``{metric: [(step, value), ...]}``."""
+def read_run_logs(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
+    """A run's CSV logs as ``{metric: [(step, value), ...]}``, every version (start and
+    resumes) in order."""
     series: dict[str, list[tuple[int, float]]] = {}
-    with open(path, newline="") as f:
-        for row in csv.DictReader(f):
-            step = int(row.get("step") or 0)
-            for key, value in row.items():
-                if key not in ("step", "epoch") and value not in ("", None):
-                    series.setdefault(key, []).append((step, float(value)))
+    versions = sorted(Path(run_dir).glob("logs/csv/version_*/metrics.csv"),
+                      key=lambda p: int(p.parent.name.split("_")[1]))
+    for path in versions:
+        with open(path, newline="") as f:
+            for row in csv.DictReader(f):
+                step = int(row.get("step") or 0)
+                for key, value in row.items():
+                    if key not in ("step", "epoch") and value not in ("", None):
+                        series.setdefault(key, []).append((step, float(value)))
     return series
 
 
 def plot_curves(runs: dict[str, Path], metrics: Sequence[str], path: Path, *,
                 title: str = "") -> Path:
-    """One panel per metric; one line per run (``{label: OUT/logs/csv/metrics.csv}``)."""
+    """One panel per metric; one line per run (``{label: run directory}``)."""
     fig, axes = plt.subplots(1, len(metrics), figsize=(4.5 * len(metrics), 3.4), squeeze=False)
     for ax, metric in zip(axes[0], metrics, strict=True):
-        for label, csv_path in runs.items():
-            points = read_csv_log(csv_path).get(metric, [])
+        for label, run_dir in runs.items():
+            points = read_run_logs(run_dir).get(metric, [])
             if points:
                 steps, values = zip(*points, strict=True)
                 ax.plot(steps, values, label=label, marker="." if len(points) < 30 else None)
@@ -166,10 +170,8 @@ def write_demo_report(out: Path, rows: dict[str, dict[str, float]], *,
 
     out = Path(out)
     plots = out / "plots"
-    pretrain_logs = {row_names[n]: out / f"pretrain_{n}" / "logs" / "csv" / "metrics.csv"
-                     for n in rows if n != "scratch"}
-    finetune_logs = {row_names[n]: out / f"finetune_{n}" / "logs" / "csv" / "metrics.csv"
-                     for n in rows}
+    pretrain_logs = {row_names[n]: out / f"pretrain_{n}" for n in rows if n != "scratch"}
+    finetune_logs = {row_names[n]: out / f"finetune_{n}" for n in rows}
     plot_curves(pretrain_logs, ["train/loss", "val/pretext_acc"], plots / "pretrain_curves.png",
                 title="pretext training")
     plot_curves(finetune_logs, ["train/loss", "val/acc"], plots / "finetune_curves.png",

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from playspeed.config import Config, config_from_dict, config_to_dict
-from playspeed.models import build_backbone
+from playspeed.models import build_backbone, convert_sync_tgn
 
 
 def backbone_from_config(config: Config, *, clip_len: int | None = None) -> nn.Module:
@@ -50,6 +50,9 @@ class VideoTask(L.LightningModule):
         return self.backbone(clips)
 
     def setup(self, stage: str) -> None:
+        # Runs before the strategy wraps the model for DDP, as Lightning's BN conversion does.
+        if self.config.trainer.sync_norm and self.trainer.world_size > 1:
+            convert_sync_tgn(self)
         if self.config.trainer.memory_format == "channels_last_3d":
             self.to(memory_format=torch.channels_last_3d)
 

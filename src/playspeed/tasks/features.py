@@ -4,9 +4,9 @@ A video's feature is the mean over ``N`` evenly spaced clips (centre crop) of a 
 feature: the last conv block max-pooled ``(1, 2, 2)`` and flattened (``maxpool``, the
 retrieval protocol of METHOD.md §6) or the globally pooled vector (``pooled``).
 
-Features are cached as ``.npz`` under a key made of the checkpoint file's SHA-256, every
-setting that changes the numbers and the list of videos, so a changed checkpoint, setting
-or video list is never served stale features.
+Features are cached as ``.npz`` under a key made of the SHA-256 of the backbone's weights,
+every setting that changes the numbers and the list of videos, so changed weights, settings
+or videos are never served stale features.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ def cached_video_features(backbone: torch.nn.Module, records: Sequence, source, 
     if cache is None:
         return video_features(backbone, records, source, config, num_clips=num_clips,
                               pooling=pooling)
-    key = cache.key(records, {"pooling": pooling, "num_clips": num_clips,
+    key = cache.key(backbone, records, {"pooling": pooling, "num_clips": num_clips,
                               "clip": config_to_dict(config)["clip"],
                               "frames": config.data.store or config.data.videos})
     stored = cache.load(key)
@@ -74,24 +74,25 @@ def cached_video_features(backbone: torch.nn.Module, records: Sequence, source, 
     return stored
 
 
-def file_digest(path: str | Path) -> str:
-    """SHA-256 of a file's bytes."""
+def weights_digest(module: torch.nn.Module) -> str:
+    """SHA-256 of a module's parameters and buffers (names, shapes, dtypes and values)."""
     digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
+    for name, tensor in module.state_dict().items():
+        tensor = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}:{tuple(tensor.shape)}:{tensor.dtype}".encode())
+        digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
     return digest.hexdigest()
 
 
 class FeatureCache:
-    """``.npz`` files in ``directory`` keyed by checkpoint hash + settings + videos."""
+    """``.npz`` files in ``directory`` keyed by the backbone's weights, settings and videos."""
 
-    def __init__(self, directory: str | Path, *, checkpoint: str | Path) -> None:
+    def __init__(self, directory: str | Path) -> None:
         self.directory = Path(directory)
-        self.checkpoint_digest = file_digest(checkpoint)
 
-    def key(self, records: Sequence, settings: dict) -> str:
-        payload = json.dumps({"checkpoint": self.checkpoint_digest, "settings": settings,
+    @staticmethod
+    def key(backbone: torch.nn.Module, records: Sequence, settings: dict) -> str:
+        payload = json.dumps({"weights": weights_digest(backbone), "settings": settings,
                               "videos": [r.key for r in records]}, sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:24]
 

@@ -81,7 +81,9 @@ class ActionRecognition(VideoTask):
         return loss
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        logits = self(batch["clips"])
+        """Batches of test-mode items (``B x N x C x T x H x W``): logits averaged over clips."""
+        clips = batch["clips"]
+        logits = self(clips.flatten(0, 1)).view(*clips.shape[:2], -1).mean(1)
         size = logits.shape[0]
         self.log("val/loss", F.cross_entropy(logits, batch["label"]), batch_size=size,
                  sync_dist=True)

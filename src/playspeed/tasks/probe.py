@@ -1,6 +1,7 @@
 """Cheap readings of frozen features (METHOD.md §6): k-NN and a linear probe.
 
-Both train on the training split's video features and score the test split's:
+Both train on the training split's video features (by default those of retrieval, so one
+cached pass serves both) and score the test split's:
 - ``knn_top1``: majority vote of the ``k`` most cosine-similar training videos (ties go to
   the class with the nearer neighbour);
 - ``linear_top1``: multinomial logistic regression (L2-regularised, full-batch L-BFGS) on
@@ -63,7 +64,7 @@ def linear_probe_predict(train: torch.Tensor, train_labels: torch.Tensor, test: 
 
 
 def probe_metrics(backbone: torch.nn.Module, config: Config, *, out: Path, k: int = 5,
-                  pooling: str = "pooled", cache: FeatureCache | None = None,
+                  pooling: str = "maxpool", cache: FeatureCache | None = None,
                   label: str = "") -> dict[str, Any]:
     """k-NN and linear-probe accuracy of frozen video features; writes ``metrics.json``."""
     from playspeed.tasks.data import build_source, load_records
@@ -101,5 +102,5 @@ def probe(ckpt: Path, *, out: Path, overrides: Sequence[str] = ()) -> dict[str, 
     task = load_task(ckpt)
     config = override_config(task.config, list(overrides))
     return probe_metrics(task.backbone, config, out=out,
-                         cache=FeatureCache(Path(out) / "features", checkpoint=ckpt),
+                         cache=FeatureCache(Path(out) / "features"),
                          label=str(ckpt))

@@ -131,5 +131,5 @@ def retrieve(ckpt: Path, *, out: Path, topk: Sequence[int] = DEFAULT_TOPK,
     config = override_config(task.config, list(overrides))
     return retrieval_metrics(task.backbone, config, out=out, topk=topk, pooling=pooling,
                              num_clips=config.clip.test_clips,
-                             cache=FeatureCache(Path(out) / "features", checkpoint=ckpt),
+                             cache=FeatureCache(Path(out) / "features"),
                              label=str(ckpt))

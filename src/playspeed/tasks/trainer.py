@@ -5,7 +5,8 @@ Run directory layout (DESIGN.md §3)::
     OUT/config.yaml            the resolved config
     OUT/metrics.json           final metrics, with the protocol that produced them
     OUT/checkpoints/{last,best}.ckpt   written atomically by Lightning (temp file + rename)
-    OUT/logs/csv/metrics.csv   and OUT/logs/tensorboard/ (event files)
+    OUT/logs/csv/version_N/metrics.csv    one version per start (a resume adds one)
+    OUT/logs/tensorboard/version_N/       TensorBoard event files, likewise
     OUT/plots/                 PNG figures
 """
 
@@ -45,8 +46,9 @@ def make_trainer(config: Config, out: Path, *, monitor: str) -> L.Trainer:
     if trainer_config.progress_bar:
         callbacks.append(TQDMProgressBar(refresh_rate=1))
     loggers = [
-        CSVLogger(save_dir=Path(out) / "logs", name="csv", version=""),
-        TensorBoardLogger(save_dir=Path(out) / "logs", name="tensorboard", version="",
+        # A resumed run logs to a new version: Lightning would overwrite the CSV otherwise.
+        CSVLogger(save_dir=Path(out) / "logs", name="csv"),
+        TensorBoardLogger(save_dir=Path(out) / "logs", name="tensorboard",
                           default_hp_metric=False),
     ]
     try:
@@ -62,6 +64,7 @@ def make_trainer(config: Config, out: Path, *, monitor: str) -> L.Trainer:
             strategy=trainer_config.strategy,
             precision=trainer_config.precision,
             gradient_clip_val=trainer_config.gradient_clip_val,
+            sync_batchnorm=trainer_config.sync_norm,  # BatchNorm layers; TGN: VideoTask.setup
             check_val_every_n_epoch=trainer_config.check_val_every_n_epoch,
             log_every_n_steps=trainer_config.log_every_n_steps,
             enable_progress_bar=trainer_config.progress_bar,
