@@ -1,6 +1,5 @@
 """Config loading: YAML + dotted overrides, unknown keys and bad values named."""
 
-from pathlib import Path
 
 import pytest
 
