@@ -114,3 +114,37 @@ def tiny_config(tiny_overrides):
         return load_config(f"{kind}/synthetic_cpu", [*tiny_overrides, *overrides])
 
     return make
+
+
+# --- tiny checkpoints for the retrieval, features, probe and speed tests (issue 6) ---
+
+
+@pytest.fixture(scope="session")
+def tiny_pretrain_ckpt(tiny_config, tmp_path_factory):
+    """A classify pretrain checkpoint of the tiny config (trained for a few steps)."""
+    from playspeed.tasks.pretext import pretrain
+
+    out = tmp_path_factory.mktemp("tiny_pretrain")
+    pretrain(tiny_config("pretrain", "trainer.max_epochs=1"), out)
+    return out / "checkpoints" / "last.ckpt"
+
+
+def save_untrained_checkpoint(config, path, *, task="pretrain", **extra):
+    """A checkpoint of a freshly initialised task module, as training would store it
+    (``hyper_parameters`` with the config and task, and the ``state_dict``)."""
+    from playspeed.config import config_to_dict
+
+    if task == "pretrain":
+        from playspeed.tasks.pretext import PlaybackSpeedPretraining as Module
+    else:
+        from playspeed.tasks.finetune import ActionRecognition as Module
+    module = Module(config, **extra)
+    torch.save({"hyper_parameters": {"config": config_to_dict(config), "task": task, **extra},
+                "state_dict": module.state_dict()}, path)
+    return Path(path)
+
+
+@pytest.fixture(scope="session")
+def untrained_checkpoint():
+    """:func:`save_untrained_checkpoint`, for tests outside this file."""
+    return save_untrained_checkpoint

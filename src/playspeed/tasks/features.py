@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.utils.data import Dataset
 
 from playspeed.config import Config, config_to_dict
 from playspeed.io import write_npz
@@ -36,9 +37,15 @@ def clip_feature(backbone: torch.nn.Module, clips: torch.Tensor, *, pooling: str
 
 
 def video_features(backbone: torch.nn.Module, records: Sequence, source, config: Config, *,
-                   num_clips: int, pooling: str) -> tuple[torch.Tensor, torch.Tensor]:
+                   num_clips: int, pooling: str, failures: list | None = None
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
     """Features ``V x F`` (mean over ``num_clips`` clips) and labels ``V`` of ``records``,
-    in order; every video counts (the last partial batch is kept)."""
+    in order; every video counts (the last partial batch is kept).
+
+    ``failures``: when a list is given, a video whose frames cannot be read is left out
+    instead of stopping the run (the tensors then hold the readable videos, in order) and
+    ``(index in records, reason)`` is appended to the list for it.
+    """
     from playspeed.tasks.data import classification_dataset, make_loader
     from playspeed.tasks.evaluation import inference_device, iterate_batches
 
@@ -46,14 +53,47 @@ def video_features(backbone: torch.nn.Module, records: Sequence, source, config:
     backbone = backbone.to(device).eval()
     dataset = classification_dataset(config, records, source, mode="test",
                                      num_test_clips=num_clips)
+    if failures is not None:
+        dataset = _Guarded(dataset, (num_clips, 3, config.clip.len, config.clip.size,
+                                     config.clip.size))
     features, labels = [], []
     loader = make_loader(dataset, config, train=False)
     for batch, clip_features in iterate_batches(
             loader, lambda clips: clip_feature(backbone, clips, pooling=pooling),
             config=config, device=device, desc=f"features ({len(dataset)} videos)"):
-        features.append(clip_features.mean(1))
-        labels.append(batch["label"])
+        keep = torch.ones(len(batch["label"]), dtype=torch.bool)
+        if failures is not None:
+            keep = batch["readable"]
+            failures.extend((index, reason) for index, reason, ok in zip(
+                batch["video_index"].tolist(), batch["reason"], keep.tolist(), strict=True)
+                if not ok)
+        features.append(clip_features.mean(1)[keep])
+        labels.append(batch["label"][keep])
     return torch.cat(features), torch.cat(labels)
+
+
+class _Guarded(Dataset):
+    """Test clips whose items never raise: an unreadable video gives zero clips of ``shape``
+    with ``readable`` false and the error's first line in ``reason``."""
+
+    def __init__(self, dataset, shape: tuple[int, ...]) -> None:
+        self.dataset, self.shape = dataset, shape
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> dict:
+        try:
+            item = self.dataset[index]
+        except Exception as err:  # any decoder failure: the caller reports it
+            record = self.dataset.records[index]
+            return {"clips": torch.zeros(self.shape),
+                    "label": torch.tensor(record.label, dtype=torch.int64),
+                    "frame_indices": torch.zeros(self.shape[0], self.shape[2],
+                                                 dtype=torch.int64),
+                    "video_index": torch.tensor(index, dtype=torch.int64), "readable": False,
+                    "reason": (str(err).splitlines() or [type(err).__name__])[0]}
+        return {**item, "readable": True, "reason": ""}
 
 
 def cached_video_features(backbone: torch.nn.Module, records: Sequence, source, config: Config,
@@ -63,9 +103,11 @@ def cached_video_features(backbone: torch.nn.Module, records: Sequence, source, 
     if cache is None:
         return video_features(backbone, records, source, config, num_clips=num_clips,
                               pooling=pooling)
-    key = cache.key(backbone, records, {"pooling": pooling, "num_clips": num_clips,
-                              "clip": config_to_dict(config)["clip"],
-                              "frames": config.data.store or config.data.videos})
+    resolved = config_to_dict(config)
+    key = cache.key(backbone, records, {
+        "pooling": pooling, "num_clips": num_clips, "clip": resolved["clip"],
+        "model": resolved["model"], "precision": config.trainer.precision,
+        "frames": str(config.data.store or config.data.videos)})
     stored = cache.load(key)
     if stored is None:
         stored = video_features(backbone, records, source, config, num_clips=num_clips,
@@ -93,7 +135,7 @@ class FeatureCache:
     @staticmethod
     def key(backbone: torch.nn.Module, records: Sequence, settings: dict) -> str:
         payload = json.dumps({"weights": weights_digest(backbone), "settings": settings,
-                              "videos": [r.key for r in records]}, sort_keys=True)
+                              "videos": [[r.key, r.label] for r in records]}, sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:24]
 
     def load(self, key: str) -> tuple[torch.Tensor, torch.Tensor] | None:
@@ -108,7 +150,7 @@ class FeatureCache:
                   labels=labels.numpy())
 
 
-def videos_to_extract(videos: str | Path) -> list:
+def videos_to_extract(videos: str | Path) -> Sequence:
     """Records for a folder (scanned for videos) or a list file (one path per line,
     relative to the list's folder or absolute); labels are -1 unless a class folder says."""
     from playspeed.data import VideoFolder, VideoRecord
@@ -116,7 +158,7 @@ def videos_to_extract(videos: str | Path) -> list:
 
     videos = Path(videos)
     if videos.is_dir():
-        return list(VideoFolder(videos))
+        return VideoFolder(videos)  # keeps .classes, which its labels index
     if not videos.is_file():
         raise PlayspeedError(f"{videos}: no such folder or list file")
     records = []
@@ -131,30 +173,41 @@ def videos_to_extract(videos: str | Path) -> list:
 
 
 def extract(ckpt: str | Path, *, videos: str | Path, out: str | Path,
-            pooling: str = "maxpool", overrides: Sequence[str] = ()) -> dict:
+            pooling: str = "maxpool", overrides: Sequence[str] = (),
+            log: Callable[[str], None] = print) -> dict:
     """Features of any videos with the backbone of ``ckpt``, saved to ``out`` (.npz holding
-    ``features`` V x F, ``paths`` and ``labels``). Unreadable videos are reported on the
-    console and skipped; the others are extracted."""
+    ``features`` V x F, ``paths`` V, ``labels`` V (-1 without a class folder) and the folder
+    scan's ``classes``).
+
+    A video that cannot be read is reported through ``log`` and left out; the others are
+    extracted. Returns ``num_videos`` (extracted), ``num_failed`` and ``failed``
+    (``[(path, reason)]``).
+    """
     from playspeed.config import override_config
     from playspeed.data import RawVideos
     from playspeed.errors import PlayspeedError
     from playspeed.tasks.checkpoints import load_task
 
+    if pooling not in POOLINGS:
+        raise PlayspeedError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
     task = load_task(ckpt)
     config = override_config(task.config, list(overrides))
+    records = videos_to_extract(videos)
+    if not records:
+        raise PlayspeedError(f"{videos}: no video found")
     source = RawVideos(resize=tuple(config.clip.resize))
-    readable, failed = [], []
-    for record in videos_to_extract(videos):
-        try:
-            source.num_frames(record)
-            readable.append(record)
-        except Exception as err:  # any decoder failure: report, keep going
-            failed.append(record)
-            print(f"warning: {record.path}: cannot be read ({err}); skipped")
-    if not readable:
-        raise PlayspeedError(f"{videos}: no readable video")
-    features, labels = video_features(task.backbone, readable, source, config,
-                                      num_clips=config.clip.test_clips, pooling=pooling)
+    failures: list[tuple[int, str]] = []
+    features, labels = video_features(task.backbone, records, source, config,
+                                      num_clips=config.clip.test_clips, pooling=pooling,
+                                      failures=failures)
+    failed = [(str(records[index].path), reason) for index, reason in failures]
+    for path, reason in failed:
+        log(f"warning: {path}: cannot be read ({reason}); skipped")
+    if len(failed) == len(records):
+        raise PlayspeedError(f"{videos}: none of the {len(records)} videos could be read")
+    bad = {index for index, _ in failures}
+    readable = [record for index, record in enumerate(records) if index not in bad]
     write_npz(out, features=features.numpy(), labels=labels.numpy(),
-              paths=np.array([str(r.path) for r in readable]))
-    return {"num_videos": len(readable), "num_failed": len(failed)}
+              paths=np.array([str(r.path) for r in readable]),
+              classes=np.array(list(getattr(records, "classes", [])), dtype=str))
+    return {"num_videos": len(readable), "num_failed": len(failed), "failed": failed}

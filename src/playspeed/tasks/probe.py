@@ -26,29 +26,42 @@ from playspeed.tasks.retrieval import rank_gallery
 
 def knn_predict(train: torch.Tensor, train_labels: torch.Tensor, test: torch.Tensor, *,
                 k: int = 5) -> torch.Tensor:
-    """Predicted labels ``V_test`` by majority vote of the ``k`` nearest training videos."""
-    neighbours = rank_gallery(test, train, k=k)  # V_test x k, nearest first
+    """Predicted labels ``V_test`` by majority vote of the ``k`` nearest training videos
+    (cosine similarity); a tie in votes goes to the class with the nearest neighbour."""
+    from playspeed.tasks.evaluation import inference_device
+
+    neighbours = rank_gallery(test, train, k=k, device=inference_device())  # nearest first
+    k = neighbours.shape[1]
     num_classes = int(train_labels.max()) + 1
-    # A vote is worth 1, plus a bonus far below 1 that decreases with rank: ties in the
-    # count go to the class whose neighbour is nearer.
-    weights = 1.0 + 1e-3 * torch.arange(neighbours.shape[1], 0, -1, dtype=torch.float64)
-    votes = torch.zeros(len(test), num_classes, dtype=torch.float64)
-    votes.scatter_add_(1, train_labels[neighbours], weights.expand(len(test), -1).contiguous())
-    return votes.argmax(1)
+    voted = train_labels[neighbours]  # V_test x k
+    votes = torch.zeros(len(test), num_classes, dtype=torch.long)
+    votes.scatter_add_(1, voted, torch.ones_like(voted))
+    ranks = torch.arange(k).expand_as(voted).contiguous()
+    nearest = torch.full((len(test), num_classes), k, dtype=torch.long)
+    nearest.scatter_reduce_(1, voted, ranks, reduce="amin")
+    # Exact integer score: more votes win; among equal votes, the smaller nearest rank.
+    return (votes * (k + 1) - nearest).argmax(1)
 
 
 def linear_probe_predict(train: torch.Tensor, train_labels: torch.Tensor, test: torch.Tensor,
                          *, weight_decay: float = 1e-3, max_iter: int = 200) -> torch.Tensor:
-    """Predicted labels of a logistic regression fitted on standardised ``train`` features."""
-    mean, std = train.mean(0), train.std(0).clamp_min(1e-6)
+    """Predicted labels of a multinomial logistic regression (L2 ``weight_decay`` on the
+    weights, full-batch L-BFGS) fitted on standardised ``train`` features; runs on the GPU
+    when there is one."""
+    from playspeed.tasks.evaluation import inference_device
+
+    device = inference_device()
+    dtype = torch.float32 if device.type == "cuda" else torch.float64
+    train, test = train.to(device, dtype), test.to(device, dtype)
+    train_labels = train_labels.to(device)
+    mean, std = train.mean(0), train.std(0, correction=0).clamp_min(1e-6)
     train, test = (train - mean) / std, (test - mean) / std
     num_classes = int(train_labels.max()) + 1
-    linear = torch.nn.Linear(train.shape[1], num_classes, dtype=torch.float64)
+    linear = torch.nn.Linear(train.shape[1], num_classes, dtype=dtype, device=device)
     torch.nn.init.zeros_(linear.weight)
     torch.nn.init.zeros_(linear.bias)
     optimizer = torch.optim.LBFGS(linear.parameters(), max_iter=max_iter,
                                   line_search_fn="strong_wolfe")
-    train = train.double()
 
     def closure() -> torch.Tensor:
         optimizer.zero_grad()
@@ -60,7 +73,7 @@ def linear_probe_predict(train: torch.Tensor, train_labels: torch.Tensor, test: 
     with torch.enable_grad():
         optimizer.step(closure)
     with torch.no_grad():
-        return linear(test.double()).argmax(1)
+        return linear(test).argmax(1).cpu()
 
 
 def probe_metrics(backbone: torch.nn.Module, config: Config, *, out: Path, k: int = 5,

@@ -10,6 +10,8 @@ never depend on the sort implementation.
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -18,42 +20,62 @@ import torch
 import torch.nn.functional as F
 
 from playspeed.config import Config, override_config
+from playspeed.errors import PlayspeedError
 from playspeed.io import atomic_write_text, write_json
-from playspeed.tasks.evaluation import percent
+from playspeed.tasks.evaluation import inference_device, percent
 from playspeed.tasks.features import FeatureCache, cached_video_features
 
 DEFAULT_TOPK = (1, 5, 10, 20, 50)
-# Exact tie-breaking subtracts index * 2^-45 in float64: below the float32 resolution of
-# cosine similarities (>= 2^-24 apart) for galleries of up to 2^20 videos.
-_TIE_STEP = 2.0**-45
 
 
 def rank_gallery(queries: torch.Tensor, gallery: torch.Tensor, *, k: int,
-                 chunk: int = 2048) -> torch.Tensor:
+                 chunk: int = 2048, device: torch.device | str | None = None) -> torch.Tensor:
     """Indices ``Q x k`` of each query's ``k`` most cosine-similar gallery rows, best first.
 
-    ``queries`` ``Q x F`` and ``gallery`` ``G x F`` need not be normalised. Computed in
-    chunks of queries so memory stays ``chunk x G``.
+    ``queries`` ``Q x F`` and ``gallery`` ``G x F`` need not be normalised (a zero row has
+    similarity 0 to everything). ``k`` larger than the gallery gives ``Q x G``. Computed in
+    chunks of queries so memory stays ``chunk x G``, on ``device`` (default: the queries');
+    the indices come back on the queries' device.
     """
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    if queries.shape[1:] != gallery.shape[1:] or queries.ndim != 2:
+        raise ValueError(f"queries {tuple(queries.shape)} and gallery {tuple(gallery.shape)} "
+                         "must be Q x F and G x F")
+    for name, features in (("queries", queries), ("gallery", gallery)):
+        if not torch.isfinite(features).all():
+            raise ValueError(f"{name} hold NaN or infinite features")
     k = min(k, gallery.shape[0])
-    queries = F.normalize(queries.float(), dim=1)
-    gallery = F.normalize(gallery.float(), dim=1)
-    ranked = [_top_k_rows(queries[start:start + chunk] @ gallery.T, k)
+    home = queries.device
+    device = torch.device(device) if device is not None else home
+    queries = F.normalize(queries.to(device, torch.float32), dim=1)
+    gallery_t = F.normalize(gallery.to(device, torch.float32), dim=1).T.contiguous()
+    ranked = [_top_k_rows(queries[start:start + chunk] @ gallery_t, k)
               for start in range(0, queries.shape[0], chunk)]
-    return torch.cat(ranked) if ranked else torch.empty(0, k, dtype=torch.long)
+    return (torch.cat(ranked) if ranked else torch.empty(0, k, dtype=torch.long)).to(home)
 
 
 def _top_k_rows(similarity: torch.Tensor, k: int) -> torch.Tensor:
-    """Row-wise top-k of ``similarity`` with ties ranked by lower column index."""
-    values, indices = similarity.topk(k, dim=1)
-    # Rows where more than k entries reach the k-th value: which tied entries topk kept is
-    # unspecified, so those (rare) rows are ranked exactly with an index-based tie-breaker.
-    tied = ((similarity >= values[:, -1:]).sum(1) > k).nonzero().flatten()
+    """Row-wise top-k of ``similarity``, best first, equal values in column order."""
+    if k == 0:
+        return torch.empty(similarity.shape[0], 0, dtype=torch.long)
+    # One more than asked: where the (k+1)-th value equals the k-th, more than k entries
+    # reach the k-th value and which of them topk kept is unspecified. Those (rare) rows
+    # take every entry above the k-th value, then the tied entries of lowest column index.
+    extra = int(k < similarity.shape[1])
+    values, indices = similarity.topk(k + extra, dim=1)
+    tied = ((values[:, k - 1] == values[:, k]).nonzero().flatten() if extra
+            else torch.empty(0, dtype=torch.long, device=similarity.device))
+    values, indices = values[:, :k], indices[:, :k]
+    kth = values[:, -1:]
     if len(tied):
-        tie_break = torch.arange(similarity.shape[1], dtype=torch.float64) * _TIE_STEP
-        exact = (similarity[tied].double() - tie_break).topk(k, dim=1).indices
+        rows, kth = similarity[tied], kth[tied]
+        above, at = rows > kth, rows == kth
+        room = k - above.sum(1, keepdim=True)
+        keep = above | (at & (at.cumsum(1) <= room))  # exactly k per row
+        exact = keep.nonzero()[:, 1].view(len(tied), k)
         indices[tied] = exact
-        values[tied] = similarity[tied].gather(1, exact)
+        values[tied] = rows.gather(1, exact)
     # Within the k, equal values go in index order: sort by index, then stably by value.
     indices, by_index = indices.sort(dim=1)
     order = values.gather(1, by_index).sort(dim=1, descending=True, stable=True).indices
@@ -89,9 +111,14 @@ def retrieval_metrics(backbone: torch.nn.Module, config: Config, *, out: Path,
         return cached_video_features(backbone, records, source, config, num_clips=num_clips,
                                      pooling=pooling, cache=cache)
 
+    for name, records in (("training (gallery)", gallery_records),
+                          ("test (query)", query_records)):
+        if not len(records):
+            raise PlayspeedError(f"retrieval: the {name} list of {config.data.dataset} split "
+                                 f"{config.data.split} holds no video")
     gallery, gallery_labels = features(gallery_records)
     queries, query_labels = features(query_records)
-    ranked = rank_gallery(queries, gallery, k=max(topk))
+    ranked = rank_gallery(queries, gallery, k=max(topk), device=inference_device())
     metrics: dict[str, Any] = topk_accuracy(ranked, query_labels, gallery_labels, topk)
     metrics |= {
         "num_videos": len(query_records),
@@ -109,17 +136,23 @@ def retrieval_metrics(backbone: torch.nn.Module, config: Config, *, out: Path,
     }
     out = Path(out)
     write_json(out / "metrics.json", metrics)
-    header = "query,query_class," + ",".join(f"rank{r + 1}" for r in range(ranked.shape[1]))
-    classes = gallery_records.classes
-    rows = [header] + [
-        f"{query.key},{classes[query.label]},"
-        + ",".join(gallery_records[int(g)].key for g in ranked_row)
-        for query, ranked_row in zip(query_records, ranked.tolist(), strict=True)]
-    atomic_write_text(out / "neighbours.csv", "\n".join(rows) + "\n")
+    write_neighbours(out / "neighbours.csv", query_records, gallery_records, ranked)
     plot_retrieval(query_records, gallery_records, ranked, source, out / "plots" / "retrieval.png",
-                   title=f"top-1 {metrics['top1']:.1f}%  top-5 {metrics['top5']:.1f}%"
-                   if 5 in topk else "")
+                   title="  ".join(f"top-{k} {metrics[f'top{k}']:.1f}%"
+                                   for k in sorted(topk) if k in (1, 5)))
     return metrics
+
+
+def write_neighbours(path: Path, queries, gallery, ranked: torch.Tensor) -> None:
+    """One CSV row per query: its key and class, then its ranked gallery videos' keys."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["query", "query_class", *(f"rank{r + 1}" for r in range(ranked.shape[1]))])
+    classes = getattr(queries, "classes", None)
+    for query, ranked_row in zip(queries, ranked.tolist(), strict=True):
+        name = classes[query.label] if classes and query.label >= 0 else str(query.label)
+        writer.writerow([query.key, name, *(gallery[g].key for g in ranked_row)])
+    atomic_write_text(path, buffer.getvalue())
 
 
 def retrieve(ckpt: Path, *, out: Path, topk: Sequence[int] = DEFAULT_TOPK,

@@ -1,0 +1,177 @@
+"""Videos re-timed on purpose, to check the playback-speed detector against known answers.
+
+A *plan* lists segments as ``(signed speed, output frames)``: ``(1, 64)`` plays 64 source
+frames as recorded, ``(4, 40)`` plays every 4th frame of the next 160 source frames (4x),
+``(-1, 48)`` plays the next 48 source frames backwards. Segments follow each other in the
+source: each starts where the previous one's source frames end, so no frame is shown twice
+and a reversed segment is spliced in like a cut.
+
+    python -m playspeed.tasks.retime OUT.avi [--name FreeFall] [--seed 0] [--check CKPT]
+
+writes the default plan (normal, 4x, normal, reversed, normal) from a synthetic render and
+prints the true segments; ``--check`` runs the detector on it and scores what it flags.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from playspeed.errors import PlayspeedError
+
+#: Normal, a 4x segment, normal, a reversed segment, normal (384 source frames, 264 shown).
+DEFAULT_PLAN: tuple[tuple[int, int], ...] = ((1, 64), (4, 40), (1, 48), (-1, 48), (1, 64))
+
+
+@dataclass(frozen=True)
+class TrueSegment:
+    first_frame: int  # first output frame
+    last_frame: int  # last output frame, inclusive
+    signed_speed: int
+
+
+def retime_indices(plan: Sequence[tuple[int, int]]) -> tuple[np.ndarray, list[TrueSegment]]:
+    """Source frame of every output frame (int64, in output order) and the plan's segments
+    in output frames. The source needs ``indices.max() + 1`` frames."""
+    indices, segments, source, shown = [], [], 0, 0
+    for signed, count in plan:
+        signed, count = int(signed), int(count)
+        if signed == 0 or count < 1:
+            raise PlayspeedError(f"plan: each segment needs a non-zero speed and at least one "
+                                 f"frame, got ({signed}, {count})")
+        skip = abs(signed)
+        frames = source + skip * np.arange(count, dtype=np.int64)
+        indices.append(frames if signed > 0 else frames[::-1])
+        segments.append(TrueSegment(shown, shown + count - 1, signed))
+        source += skip * count
+        shown += count
+    if not indices:
+        raise PlayspeedError("plan: no segment")
+    return np.concatenate(indices), segments
+
+
+class RetimedSource:
+    """A frame source (``num_frames`` / ``read`` / ``fps``) that shows ``source``'s video
+    ``record`` re-timed by ``plan``: output frame ``j`` is source frame ``indices[j]``."""
+
+    def __init__(self, source, record, plan: Sequence[tuple[int, int]]) -> None:
+        self.source, self.record = source, record
+        self.indices, self.segments = retime_indices(plan)
+        if self.indices.max() >= source.num_frames(record):
+            raise PlayspeedError(f"plan needs {self.indices.max() + 1} source frames, the "
+                                 f"video has {source.num_frames(record)}")
+
+    def num_frames(self, record=None) -> int:
+        return len(self.indices)
+
+    def fps(self, record=None) -> float:
+        return float(self.source.fps(self.record))
+
+    def read(self, record, frame_indices):
+        return self.source.read(self.record, self.indices[np.asarray(frame_indices)])
+
+
+def retime_video(dst: str | Path, frames: Sequence[np.ndarray] | np.ndarray,
+                 plan: Sequence[tuple[int, int]] = DEFAULT_PLAN, *, fps: int = 25
+                 ) -> list[TrueSegment]:
+    """Write ``frames`` (``H x W x 3`` uint8, the source video) re-timed by ``plan`` to
+    ``dst``; returns the true segments in output frames."""
+    from playspeed.data.video import write_video
+
+    indices, segments = retime_indices(plan)
+    if indices.max() >= len(frames):
+        raise PlayspeedError(f"plan needs {indices.max() + 1} source frames, got {len(frames)}")
+    write_video(dst, (frames[i] for i in indices.tolist()), fps=fps)
+    return segments
+
+
+def source_frames_needed(plan: Sequence[tuple[int, int]]) -> int:
+    return int(retime_indices(plan)[0].max()) + 1
+
+
+def retimed_synthetic(dst: str | Path, *, name: str = "FreeFall",
+                      plan: Sequence[tuple[int, int]] = DEFAULT_PLAN, seed: int = 0,
+                      size: tuple[int, int] = (160, 120), fps: int = 25
+                      ) -> list[TrueSegment]:
+    """Render one synthetic video of class ``name`` (as ``playspeed synth`` draws them, from
+    its own seed) long enough for ``plan``, and write it re-timed to ``dst``."""
+    from playspeed.data.synthetic import CLASSES, draw_look, render
+
+    if name not in CLASSES:
+        raise PlayspeedError(f"unknown synthetic class {name!r}; one of {', '.join(CLASSES)}")
+    look = draw_look(np.random.default_rng([seed, 1000]), size)
+    frames = list(render(name, look=look, rng=np.random.default_rng([seed, 1001]), size=size,
+                         num_frames=source_frames_needed(plan)))
+    Path(dst).parent.mkdir(parents=True, exist_ok=True)
+    return retime_video(dst, frames, plan, fps=fps)
+
+
+def parse_plan(text: str) -> list[tuple[int, int]]:
+    """``"1:64,4:40,1:48,-1:48,1:64"`` -> ``[(1, 64), (4, 40), ...]``."""
+    try:
+        return [(int(speed), int(count)) for speed, count in
+                (item.split(":") for item in text.split(","))]
+    except ValueError:
+        raise PlayspeedError(f"plan {text!r}: expected SPEED:FRAMES pairs like 1:64,4:40") from None
+
+
+def score_detection(truth: Sequence[TrueSegment], segments: Sequence) -> dict:
+    """Which re-timed segments the detector found: a true segment (not ``+1x``) is found
+    when a flagged segment of its kind (``sped up`` / ``reversed``) overlaps it; a flagged
+    segment overlapping no true segment of its kind is a false alarm."""
+    def kind(signed: int) -> str:
+        return "reversed" if signed < 0 else "sped up"
+
+    def overlaps(a, b) -> bool:
+        return a.first_frame <= b.last_frame and b.first_frame <= a.last_frame
+
+    wanted = [t for t in truth if t.signed_speed != 1]
+    found = [any(s.kind == kind(t.signed_speed) and overlaps(s, t) for s in segments)
+             for t in wanted]
+    false_alarms = [s for s in segments if not any(
+        s.kind == kind(t.signed_speed) and overlaps(s, t) for t in wanted)]
+    return {"segments": wanted, "found": found, "false_alarms": false_alarms,
+            "all_found": all(found)}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m playspeed.tasks.retime",
+                                     description="write a synthetic video re-timed on purpose "
+                                                 "(and check the speed detector on it)")
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--name", default="FreeFall", help="synthetic class")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--size", type=int, nargs=2, default=(160, 120), metavar=("W", "H"))
+    parser.add_argument("--plan", default=",".join(f"{s}:{n}" for s, n in DEFAULT_PLAN),
+                        help="SPEED:FRAMES segments (negative speed: reversed)")
+    parser.add_argument("--check", type=Path, default=None, metavar="CKPT",
+                        help="run the speed detector with this pretrain checkpoint and score it")
+    args = parser.parse_args(argv)
+    truth = retimed_synthetic(args.out, name=args.name, plan=parse_plan(args.plan),
+                              seed=args.seed, size=tuple(args.size))
+    for segment in truth:
+        print(f"true: frames {segment.first_frame}-{segment.last_frame} "
+              f"{segment.signed_speed:+d}x")
+    if args.check is None:
+        return 0
+    from playspeed.tasks.speed import detect_speed
+
+    result = detect_speed(args.check, args.out, out=args.out.with_suffix(".png"))
+    for segment in result["segments"]:
+        print(f"flagged: frames {segment.first_frame}-{segment.last_frame} {segment.kind} "
+              f"({segment.signed_speed:+d}x)")
+    score = score_detection(truth, result["segments"])
+    for segment, hit in zip(score["segments"], score["found"], strict=True):
+        print(f"{'found' if hit else 'MISSED'}: {segment.signed_speed:+d}x at frames "
+              f"{segment.first_frame}-{segment.last_frame}")
+    print(f"{sum(score['found'])}/{len(score['found'])} found, "
+          f"{len(score['false_alarms'])} false alarm(s); plot {args.out.with_suffix('.png')}")
+    return 0 if score["all_found"] else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
