@@ -230,6 +230,8 @@ def _run_retrieve(args: argparse.Namespace) -> int:
         topk = sorted({int(k) for k in args.topk.split(",")})
     except ValueError:
         raise PlayspeedError(f"--topk {args.topk!r}: expected integers like 1,5,10") from None
+    if not topk or topk[0] < 1:
+        raise PlayspeedError(f"--topk {args.topk!r}: every k must be at least 1")
     out = args.out or args.ckpt.parent.parent / "retrieval"
     metrics = retrieve(args.ckpt, out=out, topk=topk, overrides=args.overrides)
     print("  ".join(f"top-{k} {metrics[f'top{k}']:.1f}%" for k in topk)
@@ -240,9 +242,10 @@ def _run_retrieve(args: argparse.Namespace) -> int:
 def _run_extract(args: argparse.Namespace) -> int:
     from playspeed.tasks.features import extract
 
-    summary = extract(args.ckpt, videos=args.videos, out=args.out, overrides=args.overrides)
+    summary = extract(args.ckpt, videos=args.videos, out=args.out, overrides=args.overrides,
+                      log=lambda line: print(line, file=sys.stderr))
     print(f"features of {summary['num_videos']} videos written to {args.out}"
-          + (f"; {summary['num_failed']} could not be read (see above)"
+          + (f"; {summary['num_failed']} could not be read (warnings above)"
              if summary["num_failed"] else ""))
     return 0
 
