@@ -8,6 +8,7 @@ from __future__ import annotations
 from torch import nn
 
 from .backbone import Backbone, frames_after
+from .conv import Conv3d
 from .norm import NormFactory
 
 __all__ = ["C3D", "c3d"]
@@ -40,7 +41,7 @@ class C3D(Backbone):
             layers: list[nn.Module] = []
             for channels_out in channels:
                 out = _scaled(channels_out, width)
-                conv = nn.Conv3d(in_channels, out, 3, padding=1, bias=False)
+                conv = Conv3d(in_channels, out, 3, padding=1, bias=False)
                 frames = frames_after(frames, conv)
                 layers += [conv, norm(out, frames=frames, stage=stage), nn.ReLU(inplace=True)]
                 in_channels = out

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from .backbone import Backbone, frames_after
+from .conv import Conv3d
 from .norm import NormFactory
 
 __all__ = ["ResNet3d", "r2plus1d_10", "r2plus1d_18", "r3d_10", "r3d_18"]
@@ -51,7 +52,7 @@ def conv3d(
     norm: NormFactory,
 ) -> tuple[nn.Module, int]:
     """A full 3D convolution (R3D). Returns it and the temporal length of its output."""
-    conv = nn.Conv3d(in_channels, out_channels, kernel, stride, padding, bias=False)
+    conv = Conv3d(in_channels, out_channels, kernel, stride, padding, bias=False)
     return conv, frames_after(frames, conv)
 
 
@@ -68,7 +69,7 @@ def conv2plus1d(
 ) -> tuple[nn.Module, int]:
     """Spatial 1 x k x k conv -> norm -> ReLU -> temporal k x 1 x 1 conv (R(2+1)D)."""
     mid = _factored_channels(in_channels, out_channels, kernel)
-    spatial = nn.Conv3d(
+    spatial = Conv3d(
         in_channels,
         mid,
         (1, kernel[1], kernel[2]),
@@ -76,7 +77,7 @@ def conv2plus1d(
         (0, padding[1], padding[2]),
         bias=False,
     )
-    temporal = nn.Conv3d(
+    temporal = Conv3d(
         mid, out_channels, (kernel[0], 1, 1), (stride[0], 1, 1), (padding[0], 0, 0), bias=False
     )
     frames = frames_after(frames, spatial)
@@ -112,7 +113,7 @@ class BasicBlock(nn.Module):
         self.relu = nn.ReLU(inplace=True)
         self.downsample = None
         if stride != 1 or in_channels != out_channels:
-            projection = nn.Conv3d(in_channels, out_channels, 1, stride=stride, bias=False)
+            projection = Conv3d(in_channels, out_channels, 1, stride=stride, bias=False)
             self.downsample = nn.Sequential(
                 projection,
                 norm(out_channels, frames=frames_after(frames, projection), stage=stage),
