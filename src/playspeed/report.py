@@ -118,23 +118,31 @@ def plot_retrieval(queries, gallery, ranked, source, path: Path, *, num_queries:
 
 
 def plot_speed_timeline(predictions, segments, *, clip_len: int, fps: float, path: Path,
-                        title: str = "") -> Path:
-    """Predicted signed playback speed per window along the video; flagged segments shaded."""
+                        title: str = "", truth=None) -> Path:
+    """Predicted signed playback speed per window (at the window's centre, coloured by its
+    probability) along the video; flagged segments shaded. ``truth``: known re-timed
+    segments (``first_frame``, ``last_frame``, ``signed_speed``), drawn as a black line."""
     fig, ax = plt.subplots(figsize=(9, 3))
     centres = [(p.start + clip_len / 2) / fps for p in predictions]
-    ax.step(centres, [p.signed_speed for p in predictions], where="mid", color="tab:blue",
-            label="predicted speed")
-    ax.scatter(centres, [p.signed_speed for p in predictions],
-               c=[p.confidence for p in predictions], cmap="viridis", vmin=0, vmax=1, s=14,
-               zorder=3)
+    signed = [p.signed_speed for p in predictions]
+    ax.step(centres, signed, where="mid", color="tab:blue", lw=1, label="predicted speed")
+    points = ax.scatter(centres, signed, c=[p.confidence for p in predictions],
+                        cmap="viridis", vmin=0, vmax=1, s=14, zorder=3)
     for segment in segments:
         ax.axvspan(segment.first_frame / fps, (segment.last_frame + 1) / fps, alpha=0.2,
                    color="tab:red" if segment.kind == "reversed" else "tab:orange",
-                   label=f"{segment.kind} ({segment.signed_speed:+d}x)")
+                   label=f"flagged {segment.kind}")
+    for segment in truth or ():
+        ax.hlines(segment.signed_speed, segment.first_frame / fps,
+                  (segment.last_frame + 1) / fps, color="black", lw=2.5, alpha=0.6,
+                  label="true speed", zorder=2)
     ax.axhline(1, color="grey", lw=0.8, ls="--")
+    levels = sorted({*signed, 1, *(s.signed_speed for s in truth or ())})
+    ax.set_yticks(levels, [f"{v:+d}x" for v in levels])
     ax.set_xlabel("time (s)")
     ax.set_ylabel("signed speed")
     ax.set_title(title)
+    fig.colorbar(points, ax=ax, fraction=0.03, pad=0.01, label="probability")
     handles, labels = ax.get_legend_handles_labels()
     unique = dict(zip(labels, handles, strict=True))
     ax.legend(unique.values(), unique.keys(), fontsize=7, loc="best")

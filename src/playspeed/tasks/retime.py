@@ -119,23 +119,33 @@ def parse_plan(text: str) -> list[tuple[int, int]]:
         raise PlayspeedError(f"plan {text!r}: expected SPEED:FRAMES pairs like 1:64,4:40") from None
 
 
-def score_detection(truth: Sequence[TrueSegment], segments: Sequence) -> dict:
-    """Which re-timed segments the detector found: a true segment (not ``+1x``) is found
-    when a flagged segment of its kind (``sped up`` / ``reversed``) overlaps it; a flagged
-    segment overlapping no true segment of its kind is a false alarm."""
+def score_detection(truth: Sequence[TrueSegment], segments: Sequence, *,
+                    min_iou: float = 0.3) -> dict:
+    """How well flagged ``segments`` match the re-timed ``truth``.
+
+    Per true segment (not ``+1x``): ``iou``, the best intersection-over-union (in frames)
+    with a flagged segment of its kind (``sped up`` / ``reversed``), 0 when none overlaps;
+    it is ``found`` when one overlaps. ``false_alarms``: flagged segments overlapping no
+    true segment of their kind. ``success``: every true segment matched with IoU >=
+    ``min_iou`` (flagging the whole video does not pass) and no false alarm.
+    """
     def kind(signed: int) -> str:
         return "reversed" if signed < 0 else "sped up"
 
-    def overlaps(a, b) -> bool:
-        return a.first_frame <= b.last_frame and b.first_frame <= a.last_frame
+    def iou(a, b) -> float:
+        inter = min(a.last_frame, b.last_frame) - max(a.first_frame, b.first_frame) + 1
+        union = max(a.last_frame, b.last_frame) - min(a.first_frame, b.first_frame) + 1
+        return max(inter, 0) / union
 
     wanted = [t for t in truth if t.signed_speed != 1]
-    found = [any(s.kind == kind(t.signed_speed) and overlaps(s, t) for s in segments)
-             for t in wanted]
+    ious = [max((iou(s, t) for s in segments if s.kind == kind(t.signed_speed)), default=0.0)
+            for t in wanted]
     false_alarms = [s for s in segments if not any(
-        s.kind == kind(t.signed_speed) and overlaps(s, t) for t in wanted)]
-    return {"segments": wanted, "found": found, "false_alarms": false_alarms,
-            "all_found": all(found)}
+        s.kind == kind(t.signed_speed) and iou(s, t) > 0 for t in wanted)]
+    found = [value > 0 for value in ious]
+    return {"segments": wanted, "iou": ious, "found": found, "false_alarms": false_alarms,
+            "all_found": all(found),
+            "success": all(value >= min_iou for value in ious) and not false_alarms}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -160,17 +170,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     from playspeed.tasks.speed import detect_speed
 
-    result = detect_speed(args.check, args.out, out=args.out.with_suffix(".png"))
+    result = detect_speed(args.check, args.out, out=args.out.with_suffix(".png"), truth=truth)
     for segment in result["segments"]:
         print(f"flagged: frames {segment.first_frame}-{segment.last_frame} {segment.kind} "
               f"({segment.signed_speed:+d}x)")
     score = score_detection(truth, result["segments"])
-    for segment, hit in zip(score["segments"], score["found"], strict=True):
+    for segment, hit, iou in zip(score["segments"], score["found"], score["iou"], strict=True):
         print(f"{'found' if hit else 'MISSED'}: {segment.signed_speed:+d}x at frames "
-              f"{segment.first_frame}-{segment.last_frame}")
+              f"{segment.first_frame}-{segment.last_frame} (IoU {iou:.2f})")
     print(f"{sum(score['found'])}/{len(score['found'])} found, "
-          f"{len(score['false_alarms'])} false alarm(s); plot {args.out.with_suffix('.png')}")
-    return 0 if score["all_found"] else 1
+          f"{len(score['false_alarms'])} false alarm(s): "
+          f"{'success' if score['success'] else 'FAIL'}; plot {args.out.with_suffix('.png')}")
+    return 0 if score["success"] else 1
 
 
 if __name__ == "__main__":

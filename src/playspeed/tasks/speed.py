@@ -134,10 +134,11 @@ def flag_segments(predictions: list[WindowPrediction], *, clip_len: int,
 
 
 def detect_speed(ckpt: Path, video: Path, *, out: Path | None = None, stride: int | None = None,
-                 min_windows: int = 2) -> dict[str, Any]:
+                 min_windows: int = 2, truth=None) -> dict[str, Any]:
     """Predict playback speed along ``video`` with a ``classify`` pretrain checkpoint.
 
-    Prints nothing; returns the timeline and flagged segments and writes a plot to ``out``.
+    Prints nothing; returns the timeline and flagged segments and writes a plot to ``out``
+    (with the known segments ``truth`` of a video re-timed on purpose, if given).
     ``stride`` defaults to half a window.
     """
     from playspeed.data import RawVideos, VideoRecord
@@ -180,5 +181,5 @@ def detect_speed(ckpt: Path, video: Path, *, out: Path | None = None, stride: in
     fps = source.fps(record) or 25.0
     if out is not None:
         plot_speed_timeline(predictions, segments, clip_len=clip_len, fps=fps, path=Path(out),
-                            title=Path(video).name)
+                            title=Path(video).name, truth=truth)
     return {"fps": fps, "num_frames": num_frames, "windows": predictions, "segments": segments}
