@@ -57,6 +57,11 @@ class ActionRecognition(VideoTask):
         """``B x C x T x H x W`` -> class logits ``B x K``."""
         return self.classifier(self.embed(clips))
 
+    def on_train_epoch_start(self) -> None:
+        # Lightning never calls train() itself (a new module starts in training mode), so
+        # the frozen-statistics rule below is applied here.
+        self.train()
+
     def train(self, mode: bool = True):
         super().train(mode)
         if mode and self.config.finetune.norm_stats == "frozen":

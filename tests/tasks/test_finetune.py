@@ -1,0 +1,63 @@
+"""Fine-tuning: the pretrained backbone really is loaded, incompatible checkpoints are named."""
+
+import pytest
+import torch
+
+from playspeed.errors import PlayspeedError
+from playspeed.tasks.checkpoints import load_backbone_weights, load_task
+from playspeed.tasks.finetune import check_backbone_compatible, finetune
+from playspeed.tasks.pretext import pretrain
+
+
+@pytest.fixture(scope="module")
+def pretrained(tiny_config, tmp_path_factory):
+    out = tmp_path_factory.mktemp("pretrain")
+    pretrain(tiny_config("pretrain", "trainer.max_epochs=1"), out)
+    return out / "checkpoints" / "last.ckpt"
+
+
+def _backbone(ckpt):
+    return load_task(ckpt).backbone.state_dict()
+
+
+def test_finetune_starts_from_the_pretrained_backbone(tiny_config, pretrained, tmp_path):
+    # A frozen backbone (lr 0, frozen norm statistics) must come out exactly as it went in.
+    config = tiny_config("finetune", "optim.backbone_lr_scale=0", "finetune.norm_stats=frozen",
+                         "trainer.max_epochs=1")
+    finetune(config, tmp_path / "frozen", init=pretrained)
+    pretrained_weights, _ = load_backbone_weights(pretrained)
+    tuned = _backbone(tmp_path / "frozen" / "checkpoints" / "last.ckpt")
+    assert tuned.keys() == pretrained_weights.keys()
+    for key, value in pretrained_weights.items():
+        assert torch.equal(tuned[key], value), key
+    task = load_task(tmp_path / "frozen" / "checkpoints" / "last.ckpt")
+    assert task.hparams["config"]["finetune"]["init"] == str(pretrained)
+
+
+def test_finetune_from_scratch_differs_and_trains(tiny_config, pretrained, tmp_path):
+    metrics = finetune(tiny_config("finetune", "trainer.max_epochs=1"), tmp_path / "scratch")
+    assert metrics["protocol"]["init"].startswith("scratch")
+    pretrained_weights, _ = load_backbone_weights(pretrained)
+    scratch = _backbone(tmp_path / "scratch" / "checkpoints" / "last.ckpt")
+    key = next(k for k in pretrained_weights if k.endswith("weight") and
+               pretrained_weights[k].ndim == 5)
+    assert not torch.equal(scratch[key], pretrained_weights[key])
+
+
+def test_checkpoint_of_another_backbone_is_named(tiny_config, pretrained, tmp_path):
+    config = tiny_config("finetune", "model.norm=bn")
+    with pytest.raises(PlayspeedError, match=r"model.norm=tgn, the config asks for bn"):
+        finetune(config, tmp_path, init=pretrained)
+
+
+def test_clip_too_short_for_the_checkpoints_tgn_groups(tiny_config):
+    # Pretrained at 8 frames with 2 frames per group: the stem norm has 4 groups, which a
+    # 2-frame clip cannot fill; 4-frame clips fit.
+    pretrained = tiny_config("pretrain", "model.frames_per_group=2")
+    check_backbone_compatible(tiny_config("finetune", "model.frames_per_group=2", "clip.len=4"),
+                              pretrained, "pre.ckpt")
+    with pytest.raises(PlayspeedError, match=r"pre.ckpt: clip.len=2 is too short for this "
+                                             r"checkpoint's TGN: layer stem.1 sees 2 frames"):
+        check_backbone_compatible(
+            tiny_config("finetune", "model.frames_per_group=2", "clip.len=2"), pretrained,
+            "pre.ckpt")
