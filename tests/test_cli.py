@@ -1,0 +1,50 @@
+"""The CLI's contract: --help everywhere, one-line errors with exit 2, tracebacks on --debug."""
+
+import pytest
+
+from playspeed.cli import COMMANDS, main
+from playspeed.errors import PlayspeedError
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help(command, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--help"])
+    assert exit_info.value.code == 0
+    assert "usage: playspeed" in capsys.readouterr().out
+
+
+def _error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert err[0].startswith("error: ")
+    return err[0]
+
+
+@pytest.mark.parametrize(("argv", "expected"), [
+    (["pretrain", "--config", "absent.yaml"], "absent.yaml: no such config file"),
+    (["pretrain", "--config", "pretrain/synthetic_cpu"], "data.videos is not set"),
+    (["finetune", "--config", "finetune/synthetic_cpu", "model.depth=3"],
+     "unknown config key 'model.depth'"),
+    (["pretrain", "--config", "pretrain/synthetic_cpu", "data.videos=/no/such/dir",
+      "data.splits=/no/such/lists"], "/no/such"),
+    (["test", "--ckpt", "absent.ckpt"], "absent.ckpt: no such checkpoint"),
+    (["retrieve", "--ckpt", "absent.ckpt", "--topk", "1,x"], "--topk '1,x'"),
+])
+def test_bad_input_is_one_error_line(argv, expected, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    assert expected in _error_line(capsys)
+
+
+def test_garbage_checkpoint_is_named(tmp_path, capsys):
+    garbage = tmp_path / "model.ckpt"
+    garbage.write_bytes(b"not a checkpoint")
+    assert main(["probe", "--ckpt", str(garbage)]) == 2
+    assert f"{garbage}: not a readable checkpoint" in _error_line(capsys)
+
+
+def test_debug_shows_the_traceback(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(PlayspeedError):
+        main(["--debug", "test", "--ckpt", "absent.ckpt"])
