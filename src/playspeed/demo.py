@@ -81,9 +81,12 @@ def demo_configs(data_root: Path, store: Path, scale: DemoScale, seed: int
             load_config("finetune/synthetic_cpu", data + scale.finetune))
 
 
-def run_demo(out: Path, *, quick: bool = True, seed: int = 0,
+def run_demo(out: Path, *, quick: bool = True, seed: int = 0, scale: DemoScale | None = None,
              log: Callable[[str], None] = print) -> dict[str, dict[str, float]]:
-    """Run (or resume) the demo under ``out``; returns the results table by row."""
+    """Run (or resume) the demo under ``out``; returns the results table by row.
+
+    ``scale`` overrides the quick/full presets (the tests run a tiny one).
+    """
     from playspeed.data.prepare import REPORT, prepare_dataset
     from playspeed.data.synthetic import write_dataset
     from playspeed.report import write_demo_report
@@ -96,7 +99,7 @@ def run_demo(out: Path, *, quick: bool = True, seed: int = 0,
     from playspeed.tasks.retrieval import retrieval_metrics
     from playspeed.tasks.trainer import last_checkpoint
 
-    scale = QUICK if quick else FULL
+    scale = scale or (QUICK if quick else FULL)
     out = Path(out)
     data_root, store = out / "data", out / "store"
     _stage("synthetic dataset", data_root / "synth.json", lambda: write_dataset(

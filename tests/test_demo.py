@@ -1,0 +1,53 @@
+"""The demo at its smallest setting: every stage runs, the report and metrics agree."""
+
+import json
+
+import pytest
+
+from playspeed.demo import DemoScale, run_demo
+
+TINY_TRAINING = ["data.workers=0", "clip.len=8", "clip.size=32", "clip.resize=[40,53]",
+                 "clip.test_clips=2", "model.width=0.125", "optim.batch_size=4",
+                 "trainer.max_epochs=1", "trainer.progress_bar=false"]
+TINY = DemoScale(classes=3, videos_per_class=4, frames=40, video_size=(64, 48),
+                 pretrain=[*TINY_TRAINING, "pretext.speeds=[1,2,4]"], finetune=TINY_TRAINING,
+                 workers=1)
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo")
+    rows = run_demo(out, scale=TINY, log=lambda line: None)
+    return out, rows
+
+
+def test_demo_report_and_metrics_agree(demo_run):
+    out, rows = demo_run
+    assert list(rows) == ["scratch", "bn", "tgn"]
+    stored = json.loads((out / "results.json").read_text())
+    assert stored["rows"] == json.loads(json.dumps(rows))
+    report = (out / "report.md").read_text()
+    for name in rows:
+        test = json.loads((out / f"finetune_{name}" / "test" / "metrics.json").read_text())
+        retrieval = json.loads((out / f"retrieval_{name}" / "metrics.json").read_text())
+        probe = json.loads((out / f"probe_{name}" / "metrics.json").read_text())
+        assert rows[name]["video_top1"] == test["video_top1"]
+        assert rows[name]["retrieval_top1"] == retrieval["top1"]
+        assert rows[name]["retrieval_top5"] == retrieval["top5"]
+        assert rows[name]["knn_top1"] == probe["knn_top1"]
+        assert f"{test['video_top1']:.1f}" in report
+        if name != "scratch":
+            pretext = json.loads((out / f"pretrain_{name}" / "metrics.json").read_text())
+            assert rows[name]["pretext_acc"] == pretext["pretext_val_acc"]
+    for image in ("plots/pretrain_curves.png", "plots/finetune_curves.png"):
+        assert (out / image).stat().st_size > 1000
+        assert f"]({image})" in report
+    for link in ("retrieval_", "test/plots/confusion.png"):
+        assert link in report
+
+
+def test_demo_rerun_resumes_from_its_cache(demo_run):
+    out, rows = demo_run
+    lines = []
+    assert run_demo(out, scale=TINY, log=lines.append) == rows
+    assert lines and all(line.startswith("[cached]") for line in lines)
