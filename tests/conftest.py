@@ -1,18 +1,18 @@
-"""Shared test settings: small thread counts keep the suite fast and steady on 2 cores."""
+"""Shared fixtures: coded in-memory videos, a tiny synthetic dataset and its frame store,
+and tiny run configs. Small thread counts keep the suite fast and steady on 2 cores."""
 
+from pathlib import Path
+
+import numpy as np
+import pytest
 import torch
+
+from playspeed.data.datasets import VideoRecord
 
 torch.set_num_threads(2)
 
 
-# --- coded in-memory videos for the sampling and dataset tests (helper C) ---
-
-from pathlib import Path  # noqa: E402
-
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-
-from playspeed.data.datasets import VideoRecord  # noqa: E402
+# --- coded in-memory videos for the sampling and dataset tests ---
 
 
 class CodedVideos:
@@ -60,7 +60,7 @@ def coded_videos():
     return make
 
 
-# --- tiny encoded videos: a synthetic UCF-101-layout dataset and its frame store (helper A) ---
+# --- tiny encoded videos: a synthetic UCF-101-layout dataset and its frame store ---
 
 
 @pytest.fixture(scope="session")
@@ -85,7 +85,7 @@ def synth_store(synth_root, tmp_path_factory):
     return out
 
 
-# --- tiny run configs for the training, evaluation and demo tests (lead) ---
+# --- tiny run configs for the training, evaluation and demo tests ---
 
 TINY_OVERRIDES = (
     "data.workers=0", "data.val_fraction=0.34", "clip.len=8", "clip.size=32",
