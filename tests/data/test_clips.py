@@ -3,7 +3,7 @@ import torch
 
 from playspeed.data.clips import ClipClassification
 from playspeed.data.sampling import sample_test_clips
-from playspeed.data.transforms import build_clip_transform
+from playspeed.data.transforms import ClipTransform
 from playspeed.errors import PlayspeedError
 
 IDENTITY = {"mean": (0.0, 0.0, 0.0), "std": (1 / 255, 1 / 255, 1 / 255)}  # output = pixel value
@@ -12,7 +12,7 @@ IDENTITY = {"mean": (0.0, 0.0, 0.0), "std": (1 / 255, 1 / 255, 1 / 255)}  # outp
 def test_train_item_is_one_random_clip_with_the_label(coded_videos):
     records, source = coded_videos([100, 150], labels=[4, 7])
     data = ClipClassification(records, source, clip_len=8, stride=2, mode="train",
-                              transform=build_clip_transform(train=True, size=16, **IDENTITY))
+                              transform=ClipTransform(train=True, size=16, **IDENTITY))
     assert len(data) == 2
     item = data[1]
     assert set(item) == {"clips", "label", "frame_indices", "video_index"}
@@ -41,7 +41,7 @@ def test_train_clips_change_with_the_epoch_and_repeat_within_it(coded_videos):
 def test_test_item_holds_evenly_spaced_clips_and_ignores_the_epoch(coded_videos):
     records, source = coded_videos([120], labels=[2])
     data = ClipClassification(records, source, clip_len=16, mode="test", num_test_clips=10,
-                              transform=build_clip_transform(train=False, size=16, **IDENTITY))
+                              transform=ClipTransform(train=False, size=16, **IDENTITY))
     item = data[0]
     assert item["clips"].shape == (10, 3, 16, 16, 16)
     assert item["frame_indices"].shape == (10, 16)

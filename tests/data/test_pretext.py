@@ -7,7 +7,7 @@ from torch.utils.data import DataLoader
 
 from playspeed.data.pretext import PlaybackSpeedClips
 from playspeed.data.sampling import permutations
-from playspeed.data.transforms import IMAGENET_MEAN, IMAGENET_STD, build_clip_transform
+from playspeed.data.transforms import IMAGENET_MEAN, IMAGENET_STD, ClipTransform
 from playspeed.errors import PlayspeedError
 
 MEAN = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1, 1)
@@ -21,7 +21,7 @@ def decode(clips):
 
 def train_transform(size=16):
     # Default normalisation, crop and flip on, colour jitter off: the red frame code stays exact.
-    return build_clip_transform(train=True, size=size, scale=(0.5, 1.0), flip=True)
+    return ClipTransform(train=True, size=size, scale=(0.5, 1.0), flip=True)
 
 
 def test_item_format_classify(coded_videos):
@@ -211,6 +211,6 @@ def test_reads_a_prepared_frame_store(synth_root, synth_store):
     frames = store.read(records[2], item["frame_indices"].flatten().tolist())
     assert torch.equal(item["clips"].permute(0, 2, 3, 4, 1).reshape(frames.shape), frames)
     transformed = PlaybackSpeedClips(records, store, clip_len=8, speeds=(1, 2, 4),
-                                     transform=build_clip_transform(train=True))[2]
+                                     transform=ClipTransform(train=True))[2]
     assert transformed["clips"].shape == (3, 3, 8, 112, 112)
     assert torch.equal(transformed["frame_indices"], item["frame_indices"])

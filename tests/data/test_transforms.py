@@ -4,7 +4,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from playspeed.data.transforms import IMAGENET_MEAN, IMAGENET_STD, build_clip_transform
+from playspeed.data.transforms import IMAGENET_MEAN, IMAGENET_STD, ClipTransform
 
 IDENTITY = {"mean": (0.0, 0.0, 0.0), "std": (1 / 255, 1 / 255, 1 / 255)}  # output = pixel value
 
@@ -19,16 +19,16 @@ def coded_clip(num_frames=6, height=48, width=64):
 def test_output_layout_and_dtype():
     clip = coded_clip()
     for train in (True, False):
-        out = build_clip_transform(train=train, size=32)(clip, np.random.default_rng(0))
+        out = ClipTransform(train=train, size=32)(clip, np.random.default_rng(0))
         assert out.shape == (3, 6, 32, 32) and out.dtype == torch.float32
         assert out.is_contiguous()
-    out = build_clip_transform(train=True, size=(24, 40))(clip, np.random.default_rng(0))
+    out = ClipTransform(train=True, size=(24, 40))(clip, np.random.default_rng(0))
     assert out.shape == (3, 6, 24, 40)
 
 
 def test_eval_is_an_exact_centre_crop_when_no_resize_is_needed():
     clip = torch.randint(0, 256, (4, 128, 171, 3), dtype=torch.uint8)
-    out = build_clip_transform(train=False, size=112)(clip)
+    out = ClipTransform(train=False, size=112)(clip)
     mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1, 1)
     std = torch.tensor(IMAGENET_STD).view(3, 1, 1, 1)
     expected = (clip[:, 8:120, 29:141].permute(3, 0, 1, 2).float() / 255 - mean) / std
@@ -39,15 +39,15 @@ def test_eval_resize_refers_the_crop_to_the_reference_size():
     # A 2x larger source with resize=(128, 171) gives the same centre crop, downscaled.
     small = coded_clip(num_frames=2, height=128, width=171)
     large = small.repeat_interleave(2, dim=1).repeat_interleave(2, dim=2)
-    ref = build_clip_transform(train=False, size=112, **IDENTITY)(small)
-    out = build_clip_transform(train=False, size=112, resize=(128, 171), **IDENTITY)(large)
+    ref = ClipTransform(train=False, size=112, **IDENTITY)(small)
+    out = ClipTransform(train=False, size=112, resize=(128, 171), **IDENTITY)(large)
     assert out.shape == ref.shape
     assert (out - ref).abs().max() < 1.0
 
 
 def test_every_frame_of_a_clip_shares_crop_and_flip_and_clips_differ():
     clip = coded_clip()
-    transform = build_clip_transform(train=True, size=32, flip=True, **IDENTITY)
+    transform = ClipTransform(train=True, size=32, flip=True, **IDENTITY)
     rng = np.random.default_rng(0)
     crops, flips = set(), []
     for _ in range(20):
@@ -68,7 +68,7 @@ def test_every_frame_of_a_clip_shares_crop_and_flip_and_clips_differ():
 
 def test_flip_off_and_determinism():
     clip = coded_clip()
-    transform = build_clip_transform(train=True, size=32, flip=False, **IDENTITY)
+    transform = ClipTransform(train=True, size=32, flip=False, **IDENTITY)
     for seed in range(10):
         out = transform(clip, np.random.default_rng(seed))
         assert out[1, 0, 0, 0] < out[1, 0, 0, -1]
@@ -82,7 +82,7 @@ def test_flip_off_and_determinism():
        size=st.sampled_from([(112, 112), (32, 48)]))
 def test_crop_box_inside_frame_with_scale_and_aspect(height, width, train, low, seed, resize,
                                                      size):
-    transform = build_clip_transform(train=train, size=size, resize=resize, scale=(low, 1.0))
+    transform = ClipTransform(train=train, size=size, resize=resize, scale=(low, 1.0))
     top, left, h, w = transform._crop_box(height, width, np.random.default_rng(seed))
     assert 0 <= top and top + h <= height and 0 <= left and left + w <= width
     ref_h, ref_w = resize or (height, width)
@@ -99,7 +99,7 @@ def test_crop_box_inside_frame_with_scale_and_aspect(height, width, train, low, 
 
 def test_normalisation_uses_mean_and_std():
     clip = torch.full((2, 20, 20, 3), 200, dtype=torch.uint8)
-    out = build_clip_transform(train=False, size=16, mean=(0.5, 0.4, 0.3),
+    out = ClipTransform(train=False, size=16, mean=(0.5, 0.4, 0.3),
                                std=(0.1, 0.2, 0.5))(clip)
     expected = (200 / 255 - torch.tensor([0.5, 0.4, 0.3])) / torch.tensor([0.1, 0.2, 0.5])
     torch.testing.assert_close(out[:, 0, 0, 0], expected)
@@ -109,8 +109,8 @@ def test_normalisation_uses_mean_and_std():
 def test_colour_jitter_is_one_draw_per_clip():
     frame = torch.randint(30, 220, (1, 24, 24, 3), dtype=torch.uint8)
     clip = frame.expand(5, -1, -1, -1).contiguous()
-    plain = build_clip_transform(train=True, size=24, scale=(1, 1), flip=False, **IDENTITY)
-    jitter = build_clip_transform(train=True, size=24, scale=(1, 1), flip=False,
+    plain = ClipTransform(train=True, size=24, scale=(1, 1), flip=False, **IDENTITY)
+    jitter = ClipTransform(train=True, size=24, scale=(1, 1), flip=False,
                                   color_jitter=0.4, **IDENTITY)
     rng = np.random.default_rng(0)
     out = jitter(clip, rng)
@@ -121,16 +121,16 @@ def test_colour_jitter_is_one_draw_per_clip():
 
 def test_rejects_bad_input():
     with pytest.raises(ValueError, match="uint8"):
-        build_clip_transform(train=False)(torch.zeros(2, 8, 8, 3))
+        ClipTransform(train=False)(torch.zeros(2, 8, 8, 3))
     with pytest.raises(ValueError, match="scale"):
-        build_clip_transform(train=True, scale=(0.5, 1.5))
+        ClipTransform(train=True, scale=(0.5, 1.5))
 
 
 def test_brightness_scales_every_pixel_by_one_factor():
     clip = torch.randint(20, 120, (3, 16, 16, 3), dtype=torch.uint8)
     common = {"train": True, "size": 16, "scale": (1, 1), "flip": False, **IDENTITY}
-    plain = build_clip_transform(**common)(clip, np.random.default_rng(0))
-    bright = build_clip_transform(color_jitter=(0.5, 0, 0), **common)(clip,
+    plain = ClipTransform(**common)(clip, np.random.default_rng(0))
+    bright = ClipTransform(color_jitter=(0.5, 0, 0), **common)(clip,
                                                                        np.random.default_rng(0))
     ratio = bright / plain
     assert 0.5 <= float(ratio.mean()) <= 1.5

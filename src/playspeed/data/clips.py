@@ -6,16 +6,15 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
-from torch.utils.data import Dataset
 
-from playspeed.data.pretext import EpochSeeded, apply_transform, check_index, read_clips
+from playspeed.data.pretext import EpochSeededDataset, apply_transform, check_index, read_clips
 from playspeed.data.sampling import sample_test_clips, sample_train_clip
 from playspeed.errors import PlayspeedError
 
 MODES = ("train", "test")
 
 
-class ClipClassification(Dataset):
+class ClipClassification(EpochSeededDataset):
     """Action-recognition clips with their video's label.
 
     Args:
@@ -63,19 +62,7 @@ class ClipClassification(Dataset):
         self.mode = mode
         self.num_test_clips = int(num_test_clips)
         self.transform = transform
-        self._seeding = EpochSeeded(seed)
-
-    @property
-    def seed(self) -> int:
-        return self._seeding.seed
-
-    @property
-    def epoch(self) -> int:
-        return self._seeding.epoch
-
-    def set_epoch(self, epoch: int) -> None:
-        """Successive epochs draw different train clips and crops; test items never change."""
-        self._seeding.set_epoch(epoch)
+        super().__init__(seed)  # test items never change: they draw nothing
 
     def __len__(self) -> int:
         return len(self.records)

@@ -99,6 +99,19 @@ def _lines(path: Path) -> Iterator[tuple[int, list[str]]]:
                 yield number, fields
 
 
+def _listed_video(disk: _Disk, folder: str, name: str, *, where: str, videos: Path,
+                  skip_missing: bool, missing: list[str]) -> str | None:
+    """The key of a video a split line names; a missing one raises, or with
+    ``skip_missing`` is noted in ``missing`` (returns None)."""
+    key = disk.find(folder, name)
+    if key is None:
+        message = f"{where}: video '{folder}/{name}' not found under {videos}"
+        if not skip_missing:
+            raise PlayspeedError(message)
+        missing.append(message)
+    return key
+
+
 def _warn_missing(missing: list[str], videos: Path) -> None:
     if missing:
         warnings.warn(
@@ -142,12 +155,9 @@ class UCF101(VideoDataset):
                     raise PlayspeedError(
                         f"{where}: label {fields[1]!r} does not match class {folder!r} "
                         f"(index {label + 1} in classInd.txt)")
-                key = disk.find(folder, name)
+                key = _listed_video(disk, folder, name, where=where, videos=videos,
+                                    skip_missing=skip_missing, missing=missing)
                 if key is None:
-                    message = f"{where}: video {fields[0]!r} not found under {videos}"
-                    if not skip_missing:
-                        raise PlayspeedError(message)
-                    missing.append(message)
                     continue
                 records.append(VideoRecord(path=videos / key, label=label, key=key))
         _warn_missing(missing, videos)
@@ -204,12 +214,9 @@ class HMDB51(VideoDataset):
                                          "(expected '<video>.avi <0|1|2>')")
                 if fields[1] not in self._IDS[subset]:
                     continue
-                key = disk.find(name, fields[0])
+                key = _listed_video(disk, name, fields[0], where=where, videos=videos,
+                                    skip_missing=skip_missing, missing=missing)
                 if key is None:
-                    message = f"{where}: video '{name}/{fields[0]}' not found under {videos}"
-                    if not skip_missing:
-                        raise PlayspeedError(message)
-                    missing.append(message)
                     continue
                 records.append(VideoRecord(path=videos / key, label=label, key=key))
         _warn_missing(missing, videos)

@@ -88,7 +88,26 @@ def apply_transform(
     return torch.stack([transform(clip, rng) for clip in clips])
 
 
-class PlaybackSpeedClips(Dataset):
+class EpochSeededDataset(Dataset):
+    """Base of the clip datasets: item ``i`` of epoch ``e`` draws from ``(seed, e, i)``."""
+
+    def __init__(self, seed: int) -> None:
+        self._seeding = EpochSeeded(seed)
+
+    @property
+    def seed(self) -> int:
+        return self._seeding.seed
+
+    @property
+    def epoch(self) -> int:
+        return self._seeding.epoch
+
+    def set_epoch(self, epoch: int) -> None:
+        """Successive epochs draw different clips; see :class:`EpochSeeded` for workers."""
+        self._seeding.set_epoch(epoch)
+
+
+class PlaybackSpeedClips(EpochSeededDataset):
     """One pretext sample per video: ``num_clips`` clips at distinct signed speeds, shuffled.
 
     Args:
@@ -101,7 +120,7 @@ class PlaybackSpeedClips(Dataset):
         num_clips: clips per sample ``N``; at most ``len(speeds) * len(directions)``.
         objective: ``"classify"`` or ``"sort"``; chooses ``target``.
         transform: ``(uint8 T x H x W x C clip, numpy Generator) -> float C x T x H x W``,
-            e.g. :func:`~playspeed.data.transforms.build_clip_transform`; ``None`` keeps uint8.
+            e.g. :func:`~playspeed.data.transforms.ClipTransform`; ``None`` keeps uint8.
         seed: base of the per-item seeds (see :class:`EpochSeeded`).
         loop: wrap clips that do not fit around the end of short videos instead of leaving
             their speed out (see :func:`~playspeed.data.sampling.sample_pretext`).
@@ -158,7 +177,7 @@ class PlaybackSpeedClips(Dataset):
         self.objective = objective
         self.transform = transform
         self.loop = loop
-        self._seeding = EpochSeeded(seed)
+        super().__init__(seed)
 
         self._num_frames = [int(source.num_frames(r)) for r in records]
         min_frames = min_pretext_frames(clip_len=self.clip_len, speeds=self.speeds,
@@ -176,18 +195,6 @@ class PlaybackSpeedClips(Dataset):
         if not self._videos and len(records):
             raise PlayspeedError(f"no video has the {min_frames} frames needed for "
                                  f"{self.num_clips} clips of {self.clip_len} frames")
-
-    @property
-    def seed(self) -> int:
-        return self._seeding.seed
-
-    @property
-    def epoch(self) -> int:
-        return self._seeding.epoch
-
-    def set_epoch(self, epoch: int) -> None:
-        """Successive epochs draw different clips; see :class:`EpochSeeded` for workers."""
-        self._seeding.set_epoch(epoch)
 
     def __len__(self) -> int:
         return len(self._videos)

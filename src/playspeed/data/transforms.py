@@ -154,19 +154,3 @@ class ClipTransform:
         frames.sub_(grey_mean).mul_(c).add_(grey_mean).clamp_(0, 1)
         grey = (luma @ frames.view(3, -1)).view(1, *frames.shape[1:])
         return frames.sub_(grey).mul_(s).add_(grey).clamp_(0, 1)
-
-
-def build_clip_transform(
-    *,
-    train: bool,
-    size: int | Sequence[int] = 112,
-    resize: Sequence[int] | None = None,
-    scale: Sequence[float] = (0.66, 1.0),
-    flip: bool | float = True,
-    color_jitter: float | Sequence[float] = 0.0,
-    mean: Sequence[float] = IMAGENET_MEAN,
-    std: Sequence[float] = IMAGENET_STD,
-) -> ClipTransform:
-    """The training (``train=True``) or evaluation clip transform; see :class:`ClipTransform`."""
-    return ClipTransform(train=train, size=size, resize=resize, scale=scale, flip=flip,
-                         color_jitter=color_jitter, mean=mean, std=std)

@@ -24,7 +24,7 @@ from playspeed.data import (
     VideoRecord,
     build_records,
 )
-from playspeed.data.transforms import build_clip_transform
+from playspeed.data.transforms import ClipTransform
 from playspeed.errors import PlayspeedError
 
 
@@ -70,7 +70,7 @@ def holdout_split(records: Sequence[VideoRecord], *, fraction: float, seed: int
 def clip_transform(config: Config, *, train: bool, flip: bool = True):
     """Training: scale-jittered random crop (+ flip, jitter); evaluation: centre crop."""
     clip = config.clip
-    return build_clip_transform(
+    return ClipTransform(
         train=train, size=clip.size, resize=tuple(clip.resize), scale=tuple(clip.crop_scale),
         flip=flip and train, color_jitter=clip.color_jitter if train else 0.0,
         mean=tuple(clip.mean), std=tuple(clip.std),
