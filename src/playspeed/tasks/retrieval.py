@@ -57,29 +57,33 @@ def rank_gallery(queries: torch.Tensor, gallery: torch.Tensor, *, k: int,
 
 def _top_k_rows(similarity: torch.Tensor, k: int) -> torch.Tensor:
     """Row-wise top-k of ``similarity``, best first, equal values in column order."""
-    if k == 0:
-        return torch.empty(similarity.shape[0], 0, dtype=torch.long)
     # One more than asked: where the (k+1)-th value equals the k-th, more than k entries
     # reach the k-th value and which of them topk kept is unspecified. Those (rare) rows
     # take every entry above the k-th value, then the tied entries of lowest column index.
     extra = int(k < similarity.shape[1])
-    values, indices = similarity.topk(k + extra, dim=1)
+    values, indices = similarity.topk(k + extra, dim=1)  # sorted, best first
     tied = ((values[:, k - 1] == values[:, k]).nonzero().flatten() if extra
             else torch.empty(0, dtype=torch.long, device=similarity.device))
     values, indices = values[:, :k], indices[:, :k]
-    kth = values[:, -1:]
     if len(tied):
-        rows, kth = similarity[tied], kth[tied]
+        rows, kth = similarity[tied], values[tied, -1:]
         above, at = rows > kth, rows == kth
         room = k - above.sum(1, keepdim=True)
-        keep = above | (at & (at.cumsum(1) <= room))  # exactly k per row
+        keep = above | (at & (at.cumsum(1) <= room))  # exactly k per row, in column order
         exact = keep.nonzero()[:, 1].view(len(tied), k)
         indices[tied] = exact
         values[tied] = rows.gather(1, exact)
-    # Within the k, equal values go in index order: sort by index, then stably by value.
-    indices, by_index = indices.sort(dim=1)
-    order = values.gather(1, by_index).sort(dim=1, descending=True, stable=True).indices
-    return indices.gather(1, order)
+    # Rows with equal values among their k (or just rebuilt): sort by index, then stably
+    # by value, so equal values go in index order. Other rows are already in order.
+    redo = (values[:, 1:] == values[:, :-1]).any(1)
+    redo[tied] = True
+    redo = redo.nonzero().flatten()
+    if len(redo):
+        by_index, order = indices[redo].sort(dim=1)
+        by_value = values[redo].gather(1, order).sort(dim=1, descending=True,
+                                                      stable=True).indices
+        indices[redo] = by_index.gather(1, by_value)
+    return indices
 
 
 def topk_accuracy(ranked: torch.Tensor, query_labels: torch.Tensor,
