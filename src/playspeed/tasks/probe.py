@@ -44,7 +44,7 @@ def knn_predict(train: torch.Tensor, train_labels: torch.Tensor, test: torch.Ten
 
 
 def linear_probe_predict(train: torch.Tensor, train_labels: torch.Tensor, test: torch.Tensor,
-                         *, weight_decay: float = 1e-3, max_iter: int = 200) -> torch.Tensor:
+                         *, weight_decay: float = 1e-3, max_iter: int = 100) -> torch.Tensor:
     """Predicted labels of a multinomial logistic regression (L2 ``weight_decay`` on the
     weights, full-batch L-BFGS) fitted on standardised ``train`` features; runs on the GPU
     when there is one."""
