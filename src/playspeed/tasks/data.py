@@ -117,16 +117,18 @@ class EpochSampler(DistributedSampler):
 
 
 def make_loader(dataset: Dataset, config: Config, *, train: bool, num_replicas: int = 1,
-                rank: int = 0, batch_size: int | None = None) -> DataLoader:
-    """Training loaders shuffle per epoch and drop the last partial batch; others keep all."""
+                rank: int = 0) -> DataLoader:
+    """Training loaders shuffle per epoch and drop a last partial batch (unless that would
+    leave no batch at all); evaluation loaders keep every video, in order, on one process."""
+    batch_size = config.optim.batch_size
+    if not train:
+        num_replicas, rank = 1, 0
     sampler = EpochSampler(dataset, shuffle=train, seed=config.seed,
-                           num_replicas=num_replicas if train else 1,
-                           rank=rank if train else 0)
+                           num_replicas=num_replicas, rank=rank)
     workers = config.data.workers
     return DataLoader(
-        dataset, batch_size=batch_size or config.optim.batch_size, sampler=sampler,
-        num_workers=workers, drop_last=train and len(dataset) >= num_replicas * (
-            batch_size or config.optim.batch_size),
-        pin_memory=torch.cuda.is_available(), persistent_workers=False,
+        dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
+        drop_last=train and len(sampler) >= batch_size,
+        pin_memory=torch.cuda.is_available(),
         prefetch_factor=4 if workers > 0 else None,
     )
