@@ -266,12 +266,17 @@ def _run_speed(args: argparse.Namespace) -> int:
     out = args.out or args.video.with_name(args.video.stem + "_speed.png")
     result = detect_speed(args.ckpt, args.video, out=out)
     fps = result["fps"]
-    print(f"{'time':>13}  {'speed':>6}  confidence")
+    print(f"{'time':>13}  {'likeliest':>9}  {'prob':>4}  {'speed':>6}  P(reversed)")
     for window in result["windows"]:
-        print(f"{window.start / fps:6.2f}s frame {window.start:>5}  {window.signed_speed:>+5d}x"
-              f"  {window.confidence:.2f}")
+        print(f"{window.start / fps:6.2f}s frame {window.start:>5}  {window.signed_speed:>+8d}x"
+              f"  {window.confidence:.2f}  {2 ** window.log2_speed:5.2f}x  "
+              f"{window.p_reversed:.2f}")
+    typical = result["typical"]
+    print(f"typical window: {typical.speed:.2f}x, P(reversed) {typical.p_reversed:.2f}")
     for segment in result["segments"]:
-        print(f"flagged: {segment.kind} ({segment.signed_speed:+d}x) from "
+        reading = (f"{segment.relative_speed:.1f}x the typical speed" if segment.kind == "sped up"
+                   else f"P(reversed) {segment.p_reversed:.2f}")
+        print(f"flagged: {segment.kind} ({segment.signed_speed:+d}x, {reading}) from "
               f"{segment.first_frame / fps:.2f}s to {(segment.last_frame + 1) / fps:.2f}s "
               f"(frames {segment.first_frame}-{segment.last_frame})")
     if not result["segments"]:

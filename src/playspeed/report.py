@@ -118,34 +118,50 @@ def plot_retrieval(queries, gallery, ranked, source, path: Path, *, num_queries:
 
 
 def plot_speed_timeline(predictions, segments, *, clip_len: int, fps: float, path: Path,
-                        title: str = "", truth=None) -> Path:
-    """Predicted signed playback speed per window (at the window's centre, coloured by its
-    probability) along the video; flagged segments shaded. ``truth``: known re-timed
-    segments (``first_frame``, ``last_frame``, ``signed_speed``), drawn as a black line."""
-    fig, ax = plt.subplots(figsize=(9, 3))
-    centres = [(p.start + clip_len / 2) / fps for p in predictions]
-    signed = [p.signed_speed for p in predictions]
-    ax.step(centres, signed, where="mid", color="tab:blue", lw=1, label="predicted speed")
-    points = ax.scatter(centres, signed, c=[p.confidence for p in predictions],
-                        cmap="viridis", vmin=0, vmax=1, s=14, zorder=3)
+                        title: str = "", truth=None, typical_speed: float | None = None
+                        ) -> Path:
+    """Two panels along the video, a point per window (at its centre): the expected playback
+    speed (log scale; the dashed line is the video's typical window) and the probability of
+    playing backwards. Flagged segments are shaded; ``truth`` (known re-timed segments with
+    ``first_frame``, ``last_frame``, ``signed_speed``) is drawn as black bars."""
+    import matplotlib.ticker as ticker
+
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 4.6), sharex=True,
+                                      gridspec_kw={"height_ratios": [3, 2]})
+    centres = np.array([(p.start + clip_len / 2) / fps for p in predictions])
+    log2_speed = np.array([p.log2_speed for p in predictions])
+    p_reversed = np.array([p.p_reversed for p in predictions])
+    top.plot(centres, 2.0 ** log2_speed, marker=".", color="tab:blue", lw=1,
+             label="expected speed")
+    typical = typical_speed or 2.0 ** float(np.median(log2_speed))
+    top.axhline(typical, color="grey", lw=0.8, ls="--", label="typical window")
+    bottom.plot(centres, p_reversed, marker=".", color="tab:purple", lw=1,
+                label="P(reversed)")
+    bottom.axhline(0.5, color="grey", lw=0.8, ls="--")
     for segment in segments:
+        ax = bottom if segment.kind == "reversed" else top
         ax.axvspan(segment.first_frame / fps, (segment.last_frame + 1) / fps, alpha=0.2,
                    color="tab:red" if segment.kind == "reversed" else "tab:orange",
                    label=f"flagged {segment.kind}")
     for segment in truth or ():
-        ax.hlines(segment.signed_speed, segment.first_frame / fps,
-                  (segment.last_frame + 1) / fps, color="black", lw=2.5, alpha=0.6,
-                  label="true speed", zorder=2)
-    ax.axhline(1, color="grey", lw=0.8, ls="--")
-    levels = sorted({*signed, 1, *(s.signed_speed for s in truth or ())})
-    ax.set_yticks(levels, [f"{v:+d}x" for v in levels])
-    ax.set_xlabel("time (s)")
-    ax.set_ylabel("signed speed")
-    ax.set_title(title)
-    fig.colorbar(points, ax=ax, fraction=0.03, pad=0.01, label="probability")
-    handles, labels = ax.get_legend_handles_labels()
-    unique = dict(zip(labels, handles, strict=True))
-    ax.legend(unique.values(), unique.keys(), fontsize=7, loc="best")
+        start, stop = segment.first_frame / fps, (segment.last_frame + 1) / fps
+        top.hlines(abs(segment.signed_speed), start, stop, color="black", lw=2.5, alpha=0.6,
+                   label="true speed", zorder=2)
+        if segment.signed_speed < 0:
+            bottom.hlines(0.97, start, stop, color="black", lw=2.5, alpha=0.6,
+                          label="truly reversed", zorder=2)
+    top.set_yscale("log", base=2)
+    top.yaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}x"))
+    top.set_ylabel("speed")
+    bottom.set_ylim(0, 1)
+    bottom.set_ylabel("P(reversed)")
+    bottom.set_xlabel("time (s)")
+    top.set_title(title)
+    for ax in (top, bottom):
+        handles, labels = ax.get_legend_handles_labels()
+        unique = dict(zip(labels, handles, strict=True))
+        ax.legend(unique.values(), unique.keys(), fontsize=7, loc="upper right")
+        ax.grid(alpha=0.3)
     return save_figure(fig, path)
 
 

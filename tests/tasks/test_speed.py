@@ -21,10 +21,12 @@ from playspeed.tasks.retime import (
 )
 from playspeed.tasks.retime import main as retime_main
 from playspeed.tasks.speed import (
+    Segment,
     WindowPrediction,
     detect_speed,
     flag_segments,
     predict_windows,
+    typical_window,
     window_starts,
 )
 
@@ -121,24 +123,51 @@ def test_predict_windows_reads_each_batch_once(coded_videos):
 
 
 def _windows(kinds, *, stride=8):
-    table = {"n": (1, 1), "f": (4, 1), "r": (1, -1), "2": (2, 1), "R": (2, -1)}
+    """Windows every ``stride`` frames read as n (+1x), f (+4x), 2 (+2x), r (-1x), R (-2x)."""
+    table = {"n": (1, 1), "f": (4, 1), "2": (2, 1), "r": (1, -1), "R": (2, -1)}
     return [WindowPrediction(start=i * stride, speed=table[k][0], direction=table[k][1],
-                             confidence=0.9) for i, k in enumerate(kinds)]
+                             confidence=0.9, log2_speed=float(np.log2(table[k][0])),
+                             p_reversed=0.9 if table[k][1] < 0 else 0.1)
+            for i, k in enumerate(kinds)]
 
 
 def test_flag_segments_rule():
-    # A lone window is noise; runs split where the kind changes; ranges follow the windows'
-    # centres (16-frame windows every 8 frames: centres at 7.5, 15.5, ...).
+    # A lone window is noise; sped-up and reversed runs are separate segments even when they
+    # touch; ranges follow the windows' centres (16-frame windows every 8 frames: centres
+    # at 7.5, 15.5, ...); the +2x window at the 4x run's edge is smoothed away.
     segments = flag_segments(_windows("nfnnff2rrRnn"), clip_len=16)
     assert [(s.kind, s.signed_speed) for s in segments] == [("sped up", 4), ("reversed", -1)]
     sped, reversed_ = segments
-    assert (sped.first_frame, sped.last_frame) == (36, 59)  # windows 4-6
+    assert (sped.first_frame, sped.last_frame) == (36, 51)  # windows 4-5
     assert (reversed_.first_frame, reversed_.last_frame) == (60, 83)  # windows 7-9
+    assert sped.relative_speed > 2 and reversed_.p_reversed == pytest.approx(0.9)
     # Runs at the video's ends reach its first and last frames.
     segments = flag_segments(_windows("rrnnff"), clip_len=16, num_frames=60)
     assert [(s.first_frame, s.last_frame) for s in segments] == [(0, 19), (36, 59)]
     assert flag_segments(_windows("rrnnff"), clip_len=16, min_windows=3) == []
     assert flag_segments([], clip_len=16) == []
+
+
+def test_speed_is_judged_against_the_video_itself():
+    # A brisk scene reads +2x all along: nothing is flagged, and the typical window says 2x.
+    brisk = _windows("2" * 12)
+    assert flag_segments(brisk, clip_len=16) == []
+    assert typical_window(brisk).speed == 2.0
+    # A 4x stretch inside it is two octaves above the rest: flagged.
+    segments = flag_segments(_windows("2222ffff2222"), clip_len=16)
+    assert [(s.kind, s.first_frame, s.last_frame) for s in segments] == [("sped up", 36, 67)]
+    # A stretch that reads +2x inside a +1x video is flagged too.
+    assert [s.kind for s in flag_segments(_windows("nnnn2222nnnn"), clip_len=16)] == ["sped up"]
+
+
+def test_an_undecided_direction_head_flags_nothing():
+    # P(reversed) wobbling around 1/2 (a time-symmetric scene) is no evidence of reversal;
+    # the argmax of each window would call half of them reversed.
+    windows = [WindowPrediction(start=8 * i, speed=1, direction=-1 if i % 3 else 1,
+                                confidence=0.5, log2_speed=0.1,
+                                p_reversed=0.52 if i % 3 else 0.47) for i in range(20)]
+    assert flag_segments(windows, clip_len=16) == []
+    assert 0.47 <= typical_window(windows).p_reversed <= 0.52
 
 
 def test_retimed_synthetic_video_has_the_planned_frames(tmp_path):
@@ -158,9 +187,10 @@ def test_score_detection():
     flagged = flag_segments(_windows("nnffnnrrnn", stride=5), clip_len=10)
     score = score_detection(truth, flagged)
     assert score["success"] and min(score["iou"]) > 0.5
-    # Flagging everything "finds" the 4x segment but is no success.
-    score = score_detection(truth, flag_segments(_windows("ffffffffff", stride=5), clip_len=10))
-    assert score["found"] == [True, False] and score["iou"][0] == 10 / 55
+    # A flagged segment must match its truth closely, not just overlap it.
+    wide = [Segment(0, 54, 4, "sped up"), Segment(30, 39, -1, "reversed")]
+    score = score_detection(truth, wide)
+    assert score["found"] == [True, True] and score["iou"] == [10 / 55, 1.0]
     assert not score["success"]
 
 

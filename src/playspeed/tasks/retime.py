@@ -171,6 +171,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from playspeed.tasks.speed import detect_speed
 
     result = detect_speed(args.check, args.out, out=args.out.with_suffix(".png"), truth=truth)
+    typical = result["typical"]
+    print(f"typical window: {typical.speed:.2f}x, P(reversed) {typical.p_reversed:.2f}")
     for segment in result["segments"]:
         print(f"flagged: frames {segment.first_frame}-{segment.last_frame} {segment.kind} "
               f"({segment.signed_speed:+d}x)")
