@@ -106,6 +106,18 @@ def test_both_retimed_segments_are_found(coded_videos, plan):
         assert abs(segment.last_frame - truth.last_frame) <= stride
 
 
+@pytest.mark.parametrize("signed", [4, -1])
+def test_the_shortest_segment_found_is_about_one_window(coded_videos, signed):
+    # With an ideal reader, a segment as long as a window (16 frames) is found exactly;
+    # half a window is below the detector's resolution.
+    for length, found in ((16, True), (8, False)):
+        _, retimed, segments = _detect(coded_videos, [(1, 60), (signed, length), (1, 60)])
+        score = score_detection(retimed.segments, segments)
+        assert score["found"] == [found] and not score["false_alarms"]
+        if found:
+            assert score["iou"] == [1.0]
+
+
 def test_a_normal_video_flags_nothing(coded_videos):
     _, _, segments = _detect(coded_videos, [(1, 200)])
     assert segments == []

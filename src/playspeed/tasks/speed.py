@@ -24,8 +24,11 @@ synthetic videos re-timed on purpose (``playspeed.tasks.retime``):
   whose nearest window centre belongs to it (this is where the change sits, not the
   windows' whole extent).
 
-What the rule cannot fix is the model: a reversed clip of a time-symmetric motion (a
-rotation, a slide left played backwards) looks exactly like another video played forward.
+Resolution: with windows every half window, a segment about one window long (``clip_len``
+frames) is the shortest an ideal reader finds; shorter ones mix with their surroundings
+in every window. What the rule cannot fix is the model: a reversed clip of a
+time-symmetric motion (a rotation, a slide to the left played backwards) looks exactly
+like another video played forward.
 """
 
 from __future__ import annotations
