@@ -39,10 +39,15 @@ def make_trainer(config: Config, out: Path, *, monitor: str) -> L.Trainer:
     so DDP across GPUs and nodes is Lightning's own.
     """
     trainer_config = config.trainer
+    # `last` is its own callback: Lightning's save_last only writes when a top-k checkpoint
+    # was written, so with the monitored metric not improving last.ckpt would lag behind
+    # the model (and a resume would repeat epochs).
+    last = ModelCheckpoint(dirpath=checkpoint_dir(out), filename=last_checkpoint(out).stem,
+                           monitor=None, save_top_k=1, enable_version_counter=False)
     best = ModelCheckpoint(dirpath=checkpoint_dir(out), filename="best", monitor=monitor,
-                           mode="max", save_top_k=1, save_last=True, auto_insert_metric_name=False)
-    best.CHECKPOINT_NAME_LAST = "last"
-    callbacks = [best, LearningRateMonitor(logging_interval="step")]
+                           mode="max", save_top_k=1, auto_insert_metric_name=False,
+                           enable_version_counter=False)
+    callbacks = [last, best, LearningRateMonitor(logging_interval="step")]
     if trainer_config.progress_bar:
         callbacks.append(TQDMProgressBar(refresh_rate=1))
     loggers = [

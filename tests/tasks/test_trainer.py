@@ -1,0 +1,44 @@
+"""make_trainer's checkpoints: last.ckpt is always the latest epoch, best.ckpt the best one."""
+
+import lightning as L
+import torch
+from torch import nn
+
+from playspeed.tasks.trainer import checkpoint_dir, make_trainer
+
+
+class _Toy(L.LightningModule):
+    """Logs a fixed validation score per epoch, so 'best' is known in advance."""
+
+    def __init__(self, scores):
+        super().__init__()
+        self.layer = nn.Linear(2, 1)
+        self.scores = scores
+
+    def training_step(self, batch, batch_idx):
+        return self.layer(batch[0]).pow(2).mean()
+
+    def validation_step(self, batch, batch_idx):
+        self.log("val/acc", self.scores[self.current_epoch])
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+
+def _loader():
+    data = torch.utils.data.TensorDataset(torch.randn(8, 2))
+    return torch.utils.data.DataLoader(data, batch_size=4)
+
+
+def test_last_checkpoint_follows_the_model_when_the_metric_stops_improving(tiny_config,
+                                                                           tmp_path):
+    config = tiny_config("pretrain", "trainer.max_epochs=4")
+    trainer = make_trainer(config, tmp_path, monitor="val/acc")
+    trainer.fit(_Toy(scores=[50.0, 70.0, 60.0, 60.0]), train_dataloaders=_loader(),
+                val_dataloaders=_loader())
+    saved = {name: torch.load(checkpoint_dir(tmp_path) / f"{name}.ckpt", weights_only=False)
+             for name in ("last", "best")}
+    assert saved["last"]["epoch"] == 3 and saved["last"]["global_step"] == trainer.global_step
+    assert saved["best"]["epoch"] == 1
+    assert sorted(p.name for p in checkpoint_dir(tmp_path).iterdir()) == ["best.ckpt",
+                                                                          "last.ckpt"]
