@@ -8,7 +8,9 @@ from playspeed.data.datasets import UCF101
 from playspeed.data.synthetic import (
     CLASSES,
     MOTIONS,
+    TEMPO,
     Clock,
+    draw_tempo,
     group_layout,
     split_groups,
     write_dataset,
@@ -116,6 +118,16 @@ def test_tempo_scales_speed():
     slow = np.median(np.abs(_within_cycles(_track("MoveRight", tempo=0.6)["x"], 0.5)))
     fast = np.median(np.abs(_within_cycles(_track("MoveRight", tempo=1.5)["x"], 0.5)))
     assert fast / slow == pytest.approx(2.5)
+
+
+def test_tempo_spread_keeps_adjacent_playback_speeds_apart():
+    # A clip at speed s moves at s x tempo: with the tempo spread under 2x, the fastest
+    # 1x video still moves slower than the slowest 2x one, so speed labels never overlap.
+    rng = np.random.default_rng(0)
+    tempos = np.array([draw_tempo(rng) for _ in range(2000)])
+    assert TEMPO[0] <= tempos.min() and tempos.max() <= TEMPO[1]
+    assert tempos.max() < 2 * tempos.min()
+    assert tempos.max() / tempos.min() > 0.9 * TEMPO[1] / TEMPO[0]  # the range is used
 
 
 def test_bounces_lose_height():
