@@ -5,6 +5,7 @@ import json
 import pytest
 
 from playspeed.demo import DemoScale, run_demo
+from playspeed.errors import PlayspeedError
 
 TINY_TRAINING = ["data.workers=0", "clip.len=8", "clip.size=32", "clip.resize=[40,53]",
                  "clip.test_clips=2", "model.width=0.125", "optim.batch_size=4",
@@ -44,6 +45,13 @@ def test_demo_report_and_metrics_agree(demo_run):
         assert f"]({image})" in report
     for link in ("retrieval_", "test/plots/confusion.png"):
         assert link in report
+
+
+def test_demo_refuses_a_run_directory_made_with_other_settings(demo_run):
+    out, _ = demo_run
+    with pytest.raises(PlayspeedError, match=r"other settings \(seed differ\)"):
+        run_demo(out, scale=TINY, seed=1, log=lambda line: None)
+    assert json.loads((out / "demo.json").read_text())["seed"] == 0
 
 
 def test_demo_rerun_resumes_from_its_cache(demo_run):

@@ -18,11 +18,13 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from playspeed.config import Config, load_config, override_config
+from playspeed.errors import PlayspeedError
+from playspeed.io import write_json
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,22 @@ def _stage(name: str, done: Path, run: Callable[[], Any], log: Callable[[str], N
     return json.loads(done.read_text()) if done.suffix == ".json" else {}
 
 
+def claim_run_dir(out: Path, settings: dict[str, Any]) -> None:
+    """Record the demo's settings in ``out/demo.json``; refuse a directory made by a demo
+    with other settings, whose cached stages would otherwise be reused silently."""
+    manifest = out / "demo.json"
+    settings = json.loads(json.dumps(settings))  # tuples -> lists, as read back
+    if manifest.is_file():
+        found = json.loads(manifest.read_text())
+        if found != settings:
+            changed = ", ".join(sorted(k for k in settings if found.get(k) != settings[k]))
+            raise PlayspeedError(f"{out}: holds a demo run with other settings ({changed} "
+                                 "differ); use another --out or delete it")
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(manifest, settings)
+
+
 def demo_configs(data_root: Path, store: Path, scale: DemoScale, seed: int
                  ) -> tuple[Config, Config]:
     """The pretrain and fine-tune configs of the demo."""
@@ -105,6 +123,8 @@ def run_demo(out: Path, *, quick: bool = True, seed: int = 0, scale: DemoScale |
 
     scale = scale or (QUICK if quick else FULL)
     out = Path(out)
+    claim_run_dir(out, {"seed": seed, "mode": "quick" if quick else "full",
+                        "scale": asdict(scale)})
     data_root, store = out / "data", out / "store"
     _stage("synthetic dataset", data_root / "synth.json", lambda: write_dataset(
         data_root, num_classes=scale.classes, videos_per_class=scale.videos_per_class,
