@@ -121,6 +121,10 @@ def _build_parser(handlers: dict[str, Callable[[argparse.Namespace], int | None]
     p.add_argument("video", type=Path, metavar="VIDEO")
     _add_ckpt(p, what="pretrain checkpoint")
     p.add_argument("--out", type=Path, default=None, help="plot (.png)")
+    p.add_argument("--stride", type=int, default=None,
+                   help="frames between window starts (default: half a window)")
+    p.add_argument("--min-windows", type=int, default=2,
+                   help="consecutive unusual windows needed to flag a segment")
     return parser
 
 
@@ -264,7 +268,8 @@ def _run_speed(args: argparse.Namespace) -> int:
     from playspeed.tasks.speed import detect_speed
 
     out = args.out or args.video.with_name(args.video.stem + "_speed.png")
-    result = detect_speed(args.ckpt, args.video, out=out)
+    result = detect_speed(args.ckpt, args.video, out=out, stride=args.stride,
+                          min_windows=args.min_windows)
     fps = result["fps"]
     print(f"{'time':>13}  {'likeliest':>9}  {'prob':>4}  {'speed':>6}  P(reversed)")
     for window in result["windows"]:
@@ -295,16 +300,12 @@ def _run_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _not_yet(args: argparse.Namespace) -> int:
-    raise PlayspeedError(f"'{args.command}' is not available in this build yet")
-
-
 COMMANDS = ("demo", "synth", "prepare", "pretrain", "finetune", "test", "retrieve", "extract",
             "probe", "show", "speed")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    handlers = {name: globals().get(f"_run_{name}", _not_yet) for name in COMMANDS}
+    handlers = {name: globals()[f"_run_{name}"] for name in COMMANDS}
     parser = _build_parser(handlers)
     args = parser.parse_args(argv)
     try:

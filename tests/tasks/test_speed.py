@@ -227,6 +227,14 @@ def test_speed_command(tiny_pretrain_ckpt, synth_root, tmp_path, capsys):
     assert sum(" frame " in line for line in printed) == len(window_starts(40, clip_len=8,
                                                                            stride=4))
     assert printed[-1] == f"plot written to {out}" and out.is_file()
+    assert main(["speed", str(video), "--ckpt", str(tiny_pretrain_ckpt), "--out", str(out),
+                 "--stride", "8", "--min-windows", "3"]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert sum(" frame " in line for line in printed) == len(window_starts(40, clip_len=8,
+                                                                           stride=8))
+    assert main(["speed", str(video), "--ckpt", str(tiny_pretrain_ckpt),
+                 "--min-windows", "0"]) == 2
+    assert "min_windows must be >= 1" in capsys.readouterr().err
 
 
 @pytest.fixture(scope="module")

@@ -160,6 +160,8 @@ def flag_segments(predictions: list[WindowPrediction], *, clip_len: int,
     ``num_frames`` (default: the last window's end) lets a run at the end reach the last
     frame.
     """
+    if min_windows < 1:
+        raise PlayspeedError(f"min_windows must be >= 1, got {min_windows}")
     if not predictions:
         return []
     speed = _smooth(np.array([p.log2_speed for p in predictions]))
