@@ -101,8 +101,7 @@ def show_video(
         raise PlayspeedError(f"{video}: {num_frames} frames, too short for {num_clips} clips of "
                              f"{clip_len} frames at distinct speeds of {list(speeds)} "
                              f"(needs {needed})")
-    transform = ClipTransform(train=True, size=size, mean=(0.0, 0.0, 0.0),
-                                     std=(1.0, 1.0, 1.0))
+    transform = ClipTransform(train=True, size=size, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
     data = PlaybackSpeedClips([record], source, clip_len=clip_len, speeds=speeds,
                               directions=directions, num_clips=num_clips, transform=transform,
                               seed=seed)

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from playspeed.config import Config, override_config
 from playspeed.io import write_json
-from playspeed.tasks.evaluation import percent
+from playspeed.tasks.evaluation import inference_device, percent
 from playspeed.tasks.features import FeatureCache, cached_video_features
 from playspeed.tasks.retrieval import rank_gallery
 
@@ -28,8 +28,6 @@ def knn_predict(train: torch.Tensor, train_labels: torch.Tensor, test: torch.Ten
                 k: int = 5) -> torch.Tensor:
     """Predicted labels ``V_test`` by majority vote of the ``k`` nearest training videos
     (cosine similarity); a tie in votes goes to the class with the nearest neighbour."""
-    from playspeed.tasks.evaluation import inference_device
-
     neighbours = rank_gallery(test, train, k=k, device=inference_device())  # nearest first
     k = neighbours.shape[1]
     num_classes = int(train_labels.max()) + 1
@@ -48,8 +46,6 @@ def linear_probe_predict(train: torch.Tensor, train_labels: torch.Tensor, test: 
     """Predicted labels of a multinomial logistic regression (L2 ``weight_decay`` on the
     weights, full-batch L-BFGS) fitted on standardised ``train`` features; runs on the GPU
     when there is one."""
-    from playspeed.tasks.evaluation import inference_device
-
     device = inference_device()
     dtype = torch.float32 if device.type == "cuda" else torch.float64
     train, test = train.to(device, dtype), test.to(device, dtype)

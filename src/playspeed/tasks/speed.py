@@ -13,7 +13,7 @@ synthetic videos re-timed on purpose (``playspeed.tasks.retime``):
   overlap by half, so a frame's evidence comes from two or three of them);
 - they are compared with the video's *typical* window (the median), not with ``+1x``:
   how fast a scene moves varies from video to video (the synthetic classes' tempo spans
-  0.6-1.7, real actions more), so a brisk scene played as recorded often reads ``+2x``
+  0.9-1.7, real actions more), so a brisk scene played as recorded often reads ``+2x``
   everywhere. A window looks sped up when it reads at least ``speed_margin`` octaves
   (default 0.5: nearer 2x than 1x) faster than typical; reversed when its probability of
   playing backwards is above 1/2 and its log-odds exceed the typical window's by
@@ -144,10 +144,16 @@ def _log_odds(p: np.ndarray) -> np.ndarray:
     return np.log(p / (1 - p))
 
 
-def typical_window(predictions: list[WindowPrediction]) -> Typical:
-    """The video's median (smoothed) readings."""
+def _smoothed_readings(predictions: list[WindowPrediction]) -> tuple[np.ndarray, np.ndarray]:
+    """Per window, smoothed: expected log2 speed and log-odds of playing backwards."""
     speed = _smooth(np.array([p.log2_speed for p in predictions]))
     odds = _smooth(_log_odds(np.array([p.p_reversed for p in predictions])))
+    return speed, odds
+
+
+def typical_window(predictions: list[WindowPrediction]) -> Typical:
+    """The video's median (smoothed) readings."""
+    speed, odds = _smoothed_readings(predictions)
     return Typical(speed=float(2 ** np.median(speed)),
                    p_reversed=float(1 / (1 + np.exp(-np.median(odds)))))
 
@@ -164,8 +170,7 @@ def flag_segments(predictions: list[WindowPrediction], *, clip_len: int,
         raise PlayspeedError(f"min_windows must be >= 1, got {min_windows}")
     if not predictions:
         return []
-    speed = _smooth(np.array([p.log2_speed for p in predictions]))
-    odds = _smooth(_log_odds(np.array([p.p_reversed for p in predictions])))
+    speed, odds = _smoothed_readings(predictions)
     typical_speed, typical_odds = np.median(speed), np.median(odds)
     tracks = {"sped up": speed - typical_speed > speed_margin,
               "reversed": (odds > 0) & (odds - typical_odds >= direction_margin)}
