@@ -14,16 +14,17 @@ sample counts when its permutation is right) and, for ``classify``, ``val/speed_
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
 import torch.nn.functional as F
-from lightning.pytorch.utilities import rank_zero_info
 
 from playspeed.config import Config
-from playspeed.io import write_json
+from playspeed.data import PlaybackSpeedClips
+from playspeed.io import atomic_write_text, write_json
 from playspeed.models.heads import ClipOrderHead, SpeedDirectionHead
 from playspeed.tasks.base import VideoTask, backbone_from_config
 from playspeed.tasks.data import build_source, holdout_split, load_records, pretext_dataset
@@ -96,23 +97,30 @@ class PlaybackSpeedPretraining(VideoTask):
                      batch_size=hit.numel(), sync_dist=True)
 
 
-def pretrain(config: Config, out: Path, *, resume: bool = False) -> dict[str, Any]:
-    """Pretext training on the configured dataset's training split; returns ``metrics.json``.
-
-    A share (``data.val_fraction``) of the training videos is held out to measure pretext
-    accuracy; labels are never used for training.
-    """
-    L.seed_everything(config.seed, verbose=False)
+def pretrain_datasets(config: Config) -> tuple[PlaybackSpeedClips, PlaybackSpeedClips]:
+    """(train, validation) pretext datasets: a share (``data.val_fraction``) of the training
+    videos is held out to measure pretext accuracy."""
     source = build_source(config)
     train_records, val_records = holdout_split(load_records(config, "train"),
                                                fraction=config.data.val_fraction,
                                                seed=config.seed)
-    train_set = pretext_dataset(config, train_records, source, train=True)
-    val_set = pretext_dataset(config, val_records, source, train=False)
+    return (pretext_dataset(config, train_records, source, train=True),
+            pretext_dataset(config, val_records, source, train=False))
+
+
+def pretrain(config: Config, out: Path, *, resume: bool = False,
+             callbacks: Sequence[L.Callback] = ()) -> dict[str, Any]:
+    """Pretext training on the configured dataset's training split; returns ``metrics.json``.
+
+    Labels are never used for training. ``callbacks`` are added to the trainer's own. Besides
+    the run directory's usual files, ``OUT/norm_layers.txt`` lists every norm layer's
+    ``T_l`` and ``P_l``.
+    """
+    L.seed_everything(config.seed, verbose=False)
+    train_set, val_set = pretrain_datasets(config)
     task = PlaybackSpeedPretraining(config)
-    rank_zero_info(format_norm_table(task.backbone.norm_table()))
     trainer = fit(task, ClipDataModule(config, train_set, val_set), config, out,
-                  monitor="val/pretext_acc", resume=resume)
+                  monitor="val/pretext_acc", resume=resume, callbacks=callbacks)
     pretext = config.pretext
     metrics = {
         **final_metrics(trainer, {"val/pretext_acc": "pretext_val_acc",
@@ -136,6 +144,8 @@ def pretrain(config: Config, out: Path, *, resume: bool = False) -> dict[str, An
         },
     }
     if trainer.is_global_zero:
+        atomic_write_text(Path(out) / "norm_layers.txt",
+                          format_norm_table(task.backbone.norm_table()) + "\n")
         write_json(Path(out) / "metrics.json", metrics)
     return metrics
 
