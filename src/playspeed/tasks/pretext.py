@@ -62,7 +62,6 @@ class PlaybackSpeedPretraining(VideoTask):
                 num_directions=len(pretext.directions), joint=pretext.joint)
         else:
             self.head = ClipOrderHead(self.backbone.feature_dim, num_clips=pretext.num_clips)
-        self.clips_seen = 0  # clips through the backbone in training, all devices
         # Rows: true speed class, columns: predicted (classify), over the last validation.
         self.speed_confusion: np.ndarray | None = None
         self._confusion: torch.Tensor | None = None
@@ -110,13 +109,13 @@ class PlaybackSpeedPretraining(VideoTask):
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         loss, hits = self._loss_and_hits(batch)
         size = batch["clips"].shape[0]
-        self.clips_seen += size * batch["clips"].shape[1] * self.trainer.world_size
         self.log("train/loss", loss, prog_bar=True, batch_size=size)
         self.log("train/epoch_loss", loss, on_step=False, on_epoch=True, batch_size=size,
                  sync_dist=True)
         self.log("train/pretext_acc", hits["pretext_acc"].float().mean() * 100,
                  batch_size=size)
-        self.log("train/clips_seen", float(self.clips_seen), batch_size=size)
+        self.log("train/clips_seen", self.count_clips(size * batch["clips"].shape[1]),
+                 batch_size=size)
         return loss
 
     def on_validation_epoch_start(self) -> None:
@@ -143,14 +142,6 @@ class PlaybackSpeedPretraining(VideoTask):
         if self.config.pretext.objective == "classify":
             self.speed_confusion = self._confusion.cpu().numpy()
         self.log("val/clips_seen", float(self.clips_seen))
-
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        super().on_save_checkpoint(checkpoint)
-        checkpoint["clips_seen"] = self.clips_seen
-
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        super().on_load_checkpoint(checkpoint)
-        self.clips_seen = int(checkpoint.get("clips_seen", 0))
 
 
 def pretrain(config: Config, out: Path, *, resume: bool = False) -> dict[str, Any]:
