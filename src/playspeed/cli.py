@@ -222,7 +222,8 @@ def _run_pretrain(args: argparse.Namespace) -> int:
     out = _run_dir(args.out, args.config, "pretrain")
     metrics = pretrain(config, out, resume=args.resume)
     print(f"pretext accuracy {metrics.get('pretext_val_acc', float('nan')):.1f}% "
-          f"on {metrics['num_videos']} held-out videos; run in {out}")
+          f"(chance {metrics['pretext_val_chance']:.1f}%) on {metrics['num_videos']} held-out "
+          f"videos after {metrics['clips_seen']} clips; run in {out}")
     return 0
 
 
