@@ -141,7 +141,7 @@ class PlaybackSpeedPretraining(VideoTask):
         # Every process evaluates the whole grid (evaluation loaders are not sharded).
         if self.config.pretext.objective == "classify":
             self.speed_confusion = self._confusion.cpu().numpy()
-        self.log("val/clips_seen", float(self.clips_seen))
+        self.log("val/clips_seen", float(self.clips_seen), sync_dist=True)
 
 
 def pretrain(config: Config, out: Path, *, resume: bool = False) -> dict[str, Any]:
@@ -172,8 +172,9 @@ def pretrain(config: Config, out: Path, *, resume: bool = False) -> dict[str, An
               for name, value in val_set.chance_levels().items()}
     metrics |= chance
     if task.speed_confusion is not None:
+        # null for a speed no held-out video is long enough for
         metrics["speed_val_acc_per_speed"] = {
-            str(speed): round(float(value), 4) for speed, value in
+            str(speed): None if np.isnan(value) else round(float(value), 4) for speed, value in
             zip(pretext.speeds, per_class_accuracy(task.speed_confusion), strict=True)}
     learned, reason = pretext_check(
         accuracy=metrics.get("pretext_val_acc"), chance=chance["pretext_val_chance"],
