@@ -12,6 +12,20 @@ from playspeed.data.datasets import VideoRecord
 torch.set_num_threads(2)
 
 
+@pytest.fixture(autouse=True)
+def _restore_dependency_loggers():
+    """The CLI quiets the framework's loggers for the process; a test leaves them as found
+    (pytest already restores the warning filters)."""
+    import logging
+
+    from playspeed.console import NOTICE_LOGGERS
+
+    levels = {name: logging.getLogger(name).level for name in NOTICE_LOGGERS}
+    yield
+    for name, level in levels.items():
+        logging.getLogger(name).setLevel(level)
+
+
 # --- coded in-memory videos for the sampling and dataset tests ---
 
 

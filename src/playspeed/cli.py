@@ -33,7 +33,8 @@ def _build_parser(handlers: dict[str, Callable[[argparse.Namespace], int | None]
         description="Self-supervised video representation learning by predicting playback speed.",
     )
     parser.add_argument("--version", action="version", version=f"playspeed {__version__}")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    parser.add_argument("--debug", action="store_true",
+                        help="show tracebacks on errors and every notice of the libraries used")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, help: str) -> argparse.ArgumentParser:
@@ -332,6 +333,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     handlers = {name: globals()[f"_run_{name}"] for name in COMMANDS}
     parser = _build_parser(handlers)
     args = parser.parse_args(argv)
+    if not args.debug:
+        from playspeed.console import quiet_dependencies
+
+        quiet_dependencies()
     try:
         return int(args.handler(args) or 0)
     except PlayspeedError as err:

@@ -112,7 +112,7 @@ class TrainerConfig:
     devices: Any = "auto"
     num_nodes: int = 1
     strategy: str = "auto"
-    precision: str = "32-true"  # bf16-mixed | 16-mixed | 32-true
+    precision: str = "auto"  # auto (the fast one on this machine) | bf16-mixed | 16-mixed | 32-true
     gradient_clip_val: float | None = None  # clip the gradient norm (null: no clipping)
     sync_norm: bool = False  # multi-process: BN and TGN statistics over the global batch
     memory_format: str = "contiguous"  # contiguous | channels_last_3d

@@ -77,7 +77,8 @@ def plot_curves(runs: dict[str, Path], metrics: Sequence[str], path: Path, *,
         ax.set_title(metric)
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        if ax.get_legend_handles_labels()[0]:  # a metric that no run logged has no lines
+            ax.legend(fontsize=8)
     if title:
         fig.suptitle(title)
     return save_figure(fig, path)

@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader
 from playspeed.config import Config, override_config
 from playspeed.errors import PlayspeedError
 from playspeed.io import atomic_write_text, write_json
+from playspeed.models.performance import resolve_precision
 
 
 def inference_device() -> torch.device:
@@ -27,9 +28,12 @@ def inference_device() -> torch.device:
 
 
 def autocast_for(config: Config, device: torch.device):
-    """bf16 autocast when the config trains in bf16; otherwise full precision."""
-    if config.trainer.precision.startswith("bf16"):
+    """The autocast of the config's precision on ``device`` (``auto`` resolved for it)."""
+    precision = resolve_precision(config.trainer.precision, device_type=device.type)
+    if precision.startswith("bf16"):
         return torch.autocast(device.type, dtype=torch.bfloat16)
+    if precision.startswith("16") and device.type == "cuda":
+        return torch.autocast(device.type, dtype=torch.float16)
     return nullcontext()
 
 

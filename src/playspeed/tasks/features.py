@@ -23,6 +23,7 @@ from torch.utils.data import Dataset
 
 from playspeed.config import Config, config_to_dict
 from playspeed.io import write_npz
+from playspeed.tasks.trainer import training_precision
 
 POOLINGS = ("maxpool", "pooled")
 
@@ -106,7 +107,7 @@ def cached_video_features(backbone: torch.nn.Module, records: Sequence, source, 
     resolved = config_to_dict(config)
     key = cache.key(backbone, records, {
         "pooling": pooling, "num_clips": num_clips, "clip": resolved["clip"],
-        "model": resolved["model"], "precision": config.trainer.precision,
+        "model": resolved["model"], "precision": training_precision(config),
         "frames": str(config.data.store or config.data.videos)})
     stored = cache.load(key)
     if stored is None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,11 +29,10 @@ import lightning as L
 import numpy as np
 import torch
 import torch.nn.functional as F
-from lightning.pytorch.utilities import rank_zero_info
 
 from playspeed.config import Config
-from playspeed.data.pretext import PretextGrid
-from playspeed.io import write_json
+from playspeed.data.pretext import PlaybackSpeedClips, PretextGrid
+from playspeed.io import atomic_write_text, write_json
 from playspeed.models.heads import ClipOrderHead, SpeedDirectionHead
 from playspeed.tasks.base import VideoTask, backbone_from_config
 from playspeed.tasks.data import (
@@ -144,25 +144,31 @@ class PlaybackSpeedPretraining(VideoTask):
         self.log("val/clips_seen", float(self.clips_seen), sync_dist=True)
 
 
-def pretrain(config: Config, out: Path, *, resume: bool = False) -> dict[str, Any]:
-    """Pretext training on the configured dataset's training split; returns ``metrics.json``.
-
-    A share (``data.val_fraction``) of the training videos is held out to measure pretext
-    accuracy on a fixed grid of clips; labels are never used for training. Writes
-    ``plots/curves.png`` (loss and accuracy against clips seen) and, for ``classify``,
-    ``plots/speed_confusion.png``.
-    """
-    L.seed_everything(config.seed, verbose=False)
+def pretrain_datasets(config: Config) -> tuple[PlaybackSpeedClips, PretextGrid]:
+    """(train, validation) pretext datasets: a share (``data.val_fraction``) of the training
+    videos is held out to measure pretext accuracy on a fixed grid of clips."""
     source = build_source(config)
     train_records, val_records = holdout_split(load_records(config, "train"),
                                                fraction=config.data.val_fraction,
                                                seed=config.seed)
-    train_set = pretext_dataset(config, train_records, source, train=True)
-    val_set = pretext_val_dataset(config, val_records, source)
+    return (pretext_dataset(config, train_records, source, train=True),
+            pretext_val_dataset(config, val_records, source))
+
+
+def pretrain(config: Config, out: Path, *, resume: bool = False,
+             callbacks: Sequence[L.Callback] = ()) -> dict[str, Any]:
+    """Pretext training on the configured dataset's training split; returns ``metrics.json``.
+
+    Labels are never used for training. ``callbacks`` are added to the trainer's own. Besides
+    the run directory's usual files, ``OUT/norm_layers.txt`` lists every norm layer's
+    ``T_l`` and ``P_l``, ``plots/curves.png`` shows loss and accuracy against clips seen and,
+    for ``classify``, ``plots/speed_confusion.png`` the speed confusion matrix.
+    """
+    L.seed_everything(config.seed, verbose=False)
+    train_set, val_set = pretrain_datasets(config)
     task = PlaybackSpeedPretraining(config)
-    rank_zero_info(format_norm_table(task.backbone.norm_table()))
     trainer = fit(task, ClipDataModule(config, train_set, val_set), config, out,
-                  monitor="val/pretext_acc", resume=resume)
+                  monitor="val/pretext_acc", resume=resume, callbacks=callbacks)
     pretext = config.pretext
     metrics = final_metrics(trainer, {"val/pretext_acc": "pretext_val_acc",
                                       "val/speed_acc": "speed_val_acc",
@@ -209,6 +215,8 @@ def pretrain(config: Config, out: Path, *, resume: bool = False) -> dict[str, An
         from playspeed.report import plot_confusion, plot_pretext_curves
 
         out = Path(out)
+        atomic_write_text(out / "norm_layers.txt",
+                          format_norm_table(task.backbone.norm_table()) + "\n")
         write_json(out / "metrics.json", metrics)
         plot_pretext_curves(out, out / "plots" / "curves.png", chance=metrics,
                             chance_loss=chance_loss(config))

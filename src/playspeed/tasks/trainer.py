@@ -12,6 +12,8 @@ Run directory layout (DESIGN.md §3)::
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 import lightning as L
@@ -21,6 +23,7 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from playspeed.config import Config
 from playspeed.errors import PlayspeedError
+from playspeed.models.performance import has_fast_bf16, resolve_precision
 
 
 def checkpoint_dir(out: Path) -> Path:
@@ -31,14 +34,22 @@ def last_checkpoint(out: Path) -> Path:
     return checkpoint_dir(out) / "last.ckpt"
 
 
-def make_trainer(config: Config, out: Path, *, monitor: str) -> L.Trainer:
+def make_trainer(config: Config, out: Path, *, monitor: str,
+                 callbacks: Sequence[L.Callback] = ()) -> L.Trainer:
     """A Trainer that logs to CSV and TensorBoard and keeps ``last`` and ``best`` checkpoints.
 
-    ``monitor`` is the validation metric (higher is better) that picks ``best``.
-    Devices, nodes, strategy and precision pass through from ``config.trainer`` unchanged,
-    so DDP across GPUs and nodes is Lightning's own.
+    ``monitor`` is the validation metric (higher is better) that picks ``best``; ``callbacks``
+    are added to the trainer's own.
+    Devices, nodes and strategy pass through from ``config.trainer`` unchanged, so DDP across
+    GPUs and nodes is Lightning's own; precision ``auto`` is resolved for the machine.
     """
     trainer_config = config.trainer
+    precision = training_precision(config)
+    device_type = training_device_type(config)
+    if precision.startswith("bf16") and not has_fast_bf16(device_type):
+        warnings.warn(f"trainer.precision={precision}: this {device_type.upper()} has no native "
+                      "bf16, which makes training many times slower than 32-true; "
+                      "trainer.precision=auto picks the fast one", stacklevel=2)
     # `last` is its own callback: Lightning's save_last only writes when a top-k checkpoint
     # was written, so with the monitored metric not improving last.ckpt would lag behind
     # the model (and a resume would repeat epochs).
@@ -47,7 +58,7 @@ def make_trainer(config: Config, out: Path, *, monitor: str) -> L.Trainer:
     best = ModelCheckpoint(dirpath=checkpoint_dir(out), filename="best", monitor=monitor,
                            mode="max", save_top_k=1, auto_insert_metric_name=False,
                            enable_version_counter=False)
-    callbacks = [last, best, LearningRateMonitor(logging_interval="step")]
+    callbacks = [last, best, LearningRateMonitor(logging_interval="step"), *callbacks]
     if trainer_config.progress_bar:
         callbacks.append(TQDMProgressBar(refresh_rate=1))
     loggers = [
@@ -67,7 +78,7 @@ def make_trainer(config: Config, out: Path, *, monitor: str) -> L.Trainer:
             devices=trainer_config.devices,
             num_nodes=trainer_config.num_nodes,
             strategy=trainer_config.strategy,
-            precision=trainer_config.precision,
+            precision=precision,
             gradient_clip_val=trainer_config.gradient_clip_val,
             sync_batchnorm=trainer_config.sync_norm,  # BatchNorm layers; TGN: VideoTask.setup
             check_val_every_n_epoch=trainer_config.check_val_every_n_epoch,
@@ -83,9 +94,17 @@ def make_trainer(config: Config, out: Path, *, monitor: str) -> L.Trainer:
         raise PlayspeedError(f"trainer config: {err}") from err
 
 
-def memory_format(config: Config) -> torch.memory_format:
-    return {"contiguous": torch.contiguous_format,
-            "channels_last_3d": torch.channels_last_3d}[config.trainer.memory_format]
+def training_device_type(config: Config) -> str:
+    """"cuda" or "cpu": where ``trainer.accelerator`` puts the model on this machine."""
+    accelerator = config.trainer.accelerator
+    if accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available()):
+        return "cuda"
+    return "cpu"
+
+
+def training_precision(config: Config) -> str:
+    """Lightning's precision flag for this config on this machine (``auto`` resolved)."""
+    return resolve_precision(config.trainer.precision, device_type=training_device_type(config))
 
 
 def _fraction_or_count(value: float) -> float | int:
@@ -113,7 +132,7 @@ class ClipDataModule(L.LightningDataModule):
 
 
 def fit(task: L.LightningModule, data: ClipDataModule, config: Config, out: Path, *,
-        monitor: str, resume: bool) -> L.Trainer:
+        monitor: str, resume: bool, callbacks: Sequence[L.Callback] = ()) -> L.Trainer:
     """Train ``task``, resuming from ``OUT/checkpoints/last.ckpt`` when asked."""
     from playspeed.config import save_config
 
@@ -123,7 +142,7 @@ def fit(task: L.LightningModule, data: ClipDataModule, config: Config, out: Path
         resume_from = last_checkpoint(out)
         if not resume_from.is_file():
             raise PlayspeedError(f"{resume_from}: nothing to resume (no last checkpoint)")
-    trainer = make_trainer(config, out, monitor=monitor)
+    trainer = make_trainer(config, out, monitor=monitor, callbacks=callbacks)
     if trainer.is_global_zero:
         save_config(config, out / "config.yaml")
     trainer.fit(task, datamodule=data, ckpt_path=resume_from)
