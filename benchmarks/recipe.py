@@ -9,9 +9,9 @@ video top-1 pretrained and scratch (with chance), retrieval top-1 (with chance),
 by each training, wall time of the chain.
 
     python benchmarks/recipe.py --variants field,mirror --seeds 0,1,2 --out runs/recipe \\
-        --override trainer.precision=32-true
+        --pretrain-override optim.lr=0.002
     python benchmarks/recipe.py --variants default --seeds 0 --classes 3 --videos-per-class 4 \\
-        --frames 40 --size 64 48 --override trainer.max_epochs=1 --override trainer.precision=32
+        --frames 40 --size 64 48 --override trainer.max_epochs=1
 
 Stages are cached in ``OUT/<variant>/seed<S>/`` (a stage is done when its metrics file
 exists), so an interrupted run resumes. ``--pretrain-override`` / ``--finetune-override``
@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 from playspeed.config import override_config
+from playspeed.console import quiet_dependencies
 from playspeed.data.sampling import constant_guess_accuracy
 from playspeed.demo import DemoScale, _stage, demo_configs
 from playspeed.io import atomic_write_text, write_json
@@ -152,6 +153,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--finetune-override", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--workers", type=int, default=2, help="processes for prepare")
     args = parser.parse_args(argv)
+    quiet_dependencies()  # as the CLI: stages and results, not the libraries' notices
     frames = args.frames and tuple((args.frames * 2)[:2])
     scale = DemoScale(classes=args.classes, videos_per_class=args.videos_per_class,
                       frames=frames, video_size=args.size and tuple(args.size),
