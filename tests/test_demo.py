@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from playspeed.demo import DemoScale, run_demo
+from playspeed.demo import ROW_NAMES, DemoScale, run_demo
 from playspeed.errors import PlayspeedError
 
 TINY_TRAINING = ["data.workers=0", "clip.len=8", "clip.size=32", "clip.resize=[40,53]",
@@ -40,6 +40,10 @@ def test_demo_report_and_metrics_agree(demo_run):
         if name != "scratch":
             pretext = json.loads((out / f"pretrain_{name}" / "metrics.json").read_text())
             assert rows[name]["pretext_acc"] == pretext["pretext_val_acc"]
+            # A pretext that did not learn (one tiny epoch: expected) is flagged in the report.
+            assert stored["pretext_warnings"].get(name) == pretext["pretext_warning"]
+            if not pretext["pretext_learned"]:
+                assert f"**{ROW_NAMES[name]}**: {pretext['pretext_warning']}" in report
     for image in ("plots/pretrain_curves.png", "plots/finetune_curves.png"):
         assert (out / image).stat().st_size > 1000
         assert f"]({image})" in report

@@ -52,9 +52,23 @@ def _build_parser(handlers: dict[str, Callable[[argparse.Namespace], int | None]
     p.add_argument("--classes", type=int, default=None, help="number of classes (default: all)")
     p.add_argument("--videos-per-class", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--variant", default="default",
+                   help="a named member of the family (default, original-tempo, wide-tempo, "
+                        "no-reversal, mirror, long-static, field); the options below change it")
     p.add_argument("--size", type=int, nargs=2, default=None, metavar=("W", "H"),
                    help="frame size of the written videos")
-    p.add_argument("--frames", type=int, default=None, help="frames per video")
+    p.add_argument("--frames", type=int, nargs="+", default=None, metavar="N",
+                   help="frames per video: N, or LOW HIGH to draw each video's length")
+    p.add_argument("--tempo", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"),
+                   help="per-video tempo range (log-uniform), e.g. 0.6 1.7")
+    p.add_argument("--class-set", default=None,
+                   help="default, no-reversal-pairs, mirror-pairs, or comma-separated classes")
+    p.add_argument("--static", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"),
+                   help="per-video share of frames in which the objects rest, e.g. 0 0.3")
+    p.add_argument("--pan", type=float, default=None,
+                   help="bound of the camera sway amplitude, in frame heights (default 0.05)")
+    p.add_argument("--noise", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"),
+                   help="range of the sensor noise's standard deviation (grey levels)")
 
     p = command("prepare", "decode videos once into a fast frame store")
     p.add_argument("--dataset", choices=("ucf101", "hmdb51", "folder"), required=True)
@@ -137,13 +151,22 @@ def _build_parser(handlers: dict[str, Callable[[argparse.Namespace], int | None]
 def _run_synth(args: argparse.Namespace) -> int:
     from playspeed.data.synthetic import write_dataset
 
-    given = {"num_classes": args.classes, "videos_per_class": args.videos_per_class,
-             "size": args.size and tuple(args.size), "frames": args.frames}
-    summary = write_dataset(args.out, seed=args.seed, progress=True,
-                            **{k: v for k, v in given.items() if v is not None})
+    if args.frames is not None and len(args.frames) > 2:
+        raise PlayspeedError(f"--frames: expected N or LOW HIGH, got {len(args.frames)} values")
+    class_set = args.class_set
+    if class_set is not None and "," in class_set:
+        class_set = tuple(name.strip() for name in class_set.split(",") if name.strip())
+    given = {"num_classes": args.classes, "videos_per_class": args.videos_per_class}
+    summary = write_dataset(
+        args.out, seed=args.seed, progress=True, variant=args.variant,
+        size=args.size, frames=args.frames and (args.frames * 2)[:2], tempo=args.tempo,
+        class_set=class_set, static=args.static, pan=args.pan, noise=args.noise,
+        **{k: v for k, v in given.items() if v is not None})
     width, height = summary["size"]
+    frames = summary["frames"]
+    frames = f"{frames[0]}-{frames[1]}" if isinstance(frames, list) else frames
     print(f"wrote {summary['videos']} videos ({len(summary['classes'])} classes, "
-          f"{summary['frames']} frames of {width}x{height}) to {args.out} "
+          f"{frames} frames of {width}x{height}, variant {summary['variant']}) to {args.out} "
           f"in {summary['seconds']:.0f}s")
     return 0
 
@@ -200,7 +223,8 @@ def _run_pretrain(args: argparse.Namespace) -> int:
     out = _run_dir(args.out, args.config, "pretrain")
     metrics = pretrain(config, out, resume=args.resume)
     print(f"pretext accuracy {metrics.get('pretext_val_acc', float('nan')):.1f}% "
-          f"on {metrics['num_videos']} held-out videos; run in {out}")
+          f"(chance {metrics['pretext_val_chance']:.1f}%) on {metrics['num_videos']} held-out "
+          f"videos after {metrics['clips_seen']} clips; run in {out}")
     return 0
 
 

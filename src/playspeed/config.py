@@ -76,6 +76,10 @@ class PretextConfig:
     directions: list[int] = field(default_factory=lambda: [1, -1])
     num_clips: int = 3
     joint: bool = False  # classify: one softmax over signed speeds instead of two heads
+    # Validation grid (same clips every epoch): starts per speed x direction per video for
+    # one-clip objectives; seeded samples per video for sort.
+    val_starts: int = 2
+    val_samples: int = 4
 
 
 @dataclass
@@ -242,6 +246,8 @@ def validate(config: Config, *, source: str = "config") -> None:
           f"must be between 1 and the number of signed speeds ({len(speeds) * len(directions)})")
     check(config.pretext.objective != "sort" or 2 <= config.pretext.num_clips <= 5,
           "pretext.num_clips", "must be 2-5 for the sort objective (num_clips! classes)")
+    check(config.pretext.val_starts >= 1 and config.pretext.val_samples >= 1,
+          "pretext.val_starts/val_samples", "must be >= 1")
     one_of(config.optim.name, ("sgd", "adamw"), "optim.name")
     one_of(config.optim.schedule, ("cosine", "step", "constant"), "optim.schedule")
     check(config.optim.lr > 0, "optim.lr", "must be > 0")

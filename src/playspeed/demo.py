@@ -139,6 +139,7 @@ def run_demo(out: Path, *, quick: bool = True, seed: int = 0, scale: DemoScale |
         return _stage(stage, run_dir / "metrics.json", lambda: fn(resume), log)
 
     rows: dict[str, dict[str, float]] = {}
+    warnings: dict[str, str] = {}  # pretext runs that did not learn
     for name in ("scratch", *scale.pretrain_runs):
         row: dict[str, float] = {}
         init = None
@@ -148,6 +149,8 @@ def run_demo(out: Path, *, quick: bool = True, seed: int = 0, scale: DemoScale |
             metrics = train(f"pretrain ({ROW_NAMES[name]})", run_dir,
                             lambda resume, c=config, d=run_dir: pretrain(c, d, resume=resume))
             row["pretext_acc"] = metrics.get("pretext_val_acc", float("nan"))
+            if metrics.get("pretext_warning"):
+                warnings[name] = metrics["pretext_warning"]
             init = run_dir / "checkpoints" / "last.ckpt"
             backbone_config = config
         else:
@@ -185,5 +188,6 @@ def run_demo(out: Path, *, quick: bool = True, seed: int = 0, scale: DemoScale |
                            label=ROW_NAMES[n]), log)
         row["knn_top1"], row["linear_top1"] = probe["knn_top1"], probe["linear_top1"]
         rows[name] = row
-    write_demo_report(out, rows, row_names=ROW_NAMES, quick=quick, seed=seed)
+    write_demo_report(out, rows, row_names=ROW_NAMES, quick=quick, seed=seed,
+                      warnings=warnings)
     return rows

@@ -84,6 +84,39 @@ def plot_curves(runs: dict[str, Path], metrics: Sequence[str], path: Path, *,
     return save_figure(fig, path)
 
 
+def plot_pretext_curves(run_dir: Path, path: Path, *, chance: dict[str, float],
+                        chance_loss: float) -> Path:
+    """Pretext loss (training, validation) and validation accuracies against clips seen, each
+    with its chance level dashed (``ln K``; ``chance["<name>_val_chance"]`` in percent)."""
+    series = read_run_logs(run_dir)
+    seen = sorted(series.get("train/clips_seen", []) + series.get("val/clips_seen", []))
+    levels = {"train/loss": chance_loss,
+              **{f"val/{name}_acc": chance.get(f"{name}_val_chance")
+                 for name in ("pretext", "speed", "direction")}}
+    fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(10, 3.6))
+    panels = ((loss_ax, (("train/loss", "training"), ("val/loss", "validation"))),
+              (acc_ax, (("val/pretext_acc", "pretext"), ("val/speed_acc", "speed"),
+                        ("val/direction_acc", "direction"))))
+    for ax, lines in panels:
+        for metric, label in lines:
+            points = series.get(metric, [])
+            if not points or not seen:
+                continue
+            steps, values = zip(*points, strict=True)
+            clips = np.interp(steps, *zip(*seen, strict=True))
+            line, = ax.plot(clips, values, label=label, marker="." if len(points) < 30 else None)
+            level = levels.get(metric)
+            if level is not None:
+                ax.axhline(level, color=line.get_color(), ls="--", lw=0.8,
+                           label="chance (ln K)" if ax is loss_ax else f"{label} chance")
+        ax.set_xlabel("clips seen")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    loss_ax.set_title("loss")
+    acc_ax.set_title("validation accuracy (%)")
+    return save_figure(fig, path)
+
+
 def middle_frame(source, record) -> np.ndarray:
     """The middle frame of a video, ``H x W x C`` uint8."""
     return source.read(record, [source.num_frames(record) // 2])[0].numpy()
@@ -188,9 +221,11 @@ def results_table(rows: dict[str, dict[str, float]], row_names: dict[str, str]) 
 
 
 def write_demo_report(out: Path, rows: dict[str, dict[str, float]], *,
-                      row_names: dict[str, str], quick: bool, seed: int) -> Path:
+                      row_names: dict[str, str], quick: bool, seed: int,
+                      warnings: dict[str, str] | None = None) -> Path:
     """``OUT/report.md`` with the results table, training curves and the retrieval figure;
-    ``OUT/results.json`` with the same numbers. Prints the table."""
+    ``OUT/results.json`` with the same numbers. Prints the table. ``warnings``: per
+    pretrained row, why its pretext did not learn (shown under the table)."""
     from playspeed.io import atomic_write_text, write_json
 
     out = Path(out)
@@ -204,8 +239,11 @@ def write_demo_report(out: Path, rows: dict[str, dict[str, float]], *,
     best = max((n for n in rows if n != "scratch"), key=lambda n: rows[n]["retrieval_top1"],
                default="scratch")
     table = results_table(rows, row_names)
+    warnings = warnings or {}
     write_json(out / "results.json", {"mode": "quick" if quick else "full", "seed": seed,
-                                      "rows": rows})
+                                      "rows": rows, "pretext_warnings": warnings})
+    checks = "\n".join(f"- **{row_names[n]}**: {w}" for n, w in warnings.items()) or \
+        "Every pretext ended above chance (accuracy and loss)."
     text = f"""# playspeed demo ({'quick' if quick else 'full'} mode, seed {seed})
 
 Synthetic action dataset (UCF-101 layout, classes told apart only by motion); every model
@@ -216,6 +254,10 @@ training videos (speed and direction both right). Each stage's `metrics.json` st
 protocol in full.
 
 {table}
+
+## Did the pretext learn?
+
+{checks}
 
 ## Training curves
 

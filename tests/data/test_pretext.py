@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from playspeed.data.pretext import PlaybackSpeedClips
+from playspeed.data.pretext import PlaybackSpeedClips, PretextGrid
 from playspeed.data.sampling import permutations
 from playspeed.data.transforms import IMAGENET_MEAN, IMAGENET_STD, ClipTransform
 from playspeed.errors import PlayspeedError
@@ -214,3 +214,64 @@ def test_reads_a_prepared_frame_store(synth_root, synth_store):
                                      transform=ClipTransform(train=True))[2]
     assert transformed["clips"].shape == (3, 3, 8, 112, 112)
     assert torch.equal(transformed["frame_indices"], item["frame_indices"])
+
+
+def _grid_items(data):
+    return [data[i] for i in range(len(data))]
+
+
+def test_validation_grid_is_the_same_every_epoch_and_holds_every_speed_and_direction(
+        coded_videos):
+    records, source = coded_videos([130, 200, 50])
+    data = PretextGrid(records, source, clip_len=8, num_starts=3,
+                       transform=ClipTransform(train=False, size=16))
+    # 130 and 200 frames fit every speed (8x spans 57); 50 frames fit 1x, 2x and 4x (29).
+    assert len(data) == (4 + 4 + 3) * 2 * 3 and data.num_videos == 3
+    first = _grid_items(data)
+    data.set_epoch(5)
+    for item, again in zip(first, _grid_items(data), strict=True):
+        for key in item:
+            assert torch.equal(item[key], again[key]), key
+    loader_items = [item for batch in DataLoader(data, batch_size=5, num_workers=2)
+                    for item in batch["frame_indices"]]
+    assert all(torch.equal(a, b["frame_indices"]) for a, b in zip(loader_items, first,
+                                                                    strict=True))
+    for video in range(3):
+        items = [i for i in first if int(i["video_index"]) == video]
+        assert all(i["clips"].shape == (1, 3, 8, 16, 16) for i in items)
+        signed = [int(i["speed"] * i["direction"]) for i in items]
+        speeds = (1, 2, 4, 8) if video < 2 else (1, 2, 4)
+        assert sorted(signed) == sorted(d * s for s in speeds for d in (1, -1) for _ in range(3))
+        # Pixels come from the named frames, reversed clips run backwards.
+        for item in items:
+            red = decode(item["clips"])[0, 0, :, 0, 0]
+            assert torch.equal(red, item["frame_indices"][0].float())
+
+
+def test_validation_grid_chance_levels(coded_videos):
+    records, source = coded_videos([130, 200])
+    chance = PretextGrid(records, source, clip_len=8).chance_levels()
+    assert chance == {"pretext": 12.5, "speed": 25.0, "direction": 50.0}
+    one_way = PretextGrid(records, source, clip_len=8, speeds=(1, 2, 4), directions=(1,))
+    assert one_way.chance_levels() == {"pretext": pytest.approx(100 / 3),
+                                       "speed": pytest.approx(100 / 3), "direction": 100.0}
+    # A video too short for 8x makes 8x rarer: chance is the most frequent label's share.
+    records, source = coded_videos([40])
+    short = PretextGrid(records, source, clip_len=8, speeds=(1, 2, 8))
+    assert short.chance_levels()["speed"] == 50.0
+
+
+def test_validation_grid_for_sort_is_a_fixed_seeded_set_of_samples(coded_videos):
+    records, source = coded_videos([130, 200])
+    data = PretextGrid(records, source, clip_len=8, objective="sort", samples_per_video=5,
+                       seed=3)
+    assert len(data) == 10
+    first = _grid_items(data)
+    data.set_epoch(2)
+    assert all(torch.equal(a["frame_indices"], b["frame_indices"])
+               for a, b in zip(first, _grid_items(data), strict=True))
+    assert all(a["clips"].shape[0] == 3 for a in first)
+    assert len({tuple(a["frame_indices"].flatten().tolist()) for a in first}) == 10
+    chance = data.chance_levels()
+    targets = [int(a["target"]) for a in first]
+    assert chance == {"pretext": 100 * max(map(targets.count, targets)) / 10}

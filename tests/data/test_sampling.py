@@ -9,9 +9,12 @@ from playspeed.data.sampling import (
     classify_target,
     clip_indices,
     clip_span,
+    constant_guess_accuracy,
+    evenly_spaced_starts,
     fitting_signed_speeds,
     min_pretext_frames,
     permutations,
+    pretext_grid,
     sample_clip,
     sample_pretext,
     sample_test_clips,
@@ -203,3 +206,44 @@ def test_classify_target_indexes_the_configured_sets(speeds, directions, seed):
     assert target.shape == (num_clips, 2) and target.dtype == np.int64
     assert [speeds[i] for i in target[:, 0]] == draw.speed.tolist()
     assert [directions[i] for i in target[:, 1]] == draw.direction.tolist()
+
+
+def test_evenly_spaced_starts_are_bin_centres():
+    assert evenly_spaced_starts(100, 1).tolist() == [50]
+    assert evenly_spaced_starts(100, 2).tolist() == [25, 75]
+    assert evenly_spaced_starts(0, 3).tolist() == [0, 0, 0]
+
+
+@SETTINGS
+@given(num_frames=st.integers(1, 300), clip_len=st.integers(1, 16), speeds=speed_sets,
+       directions=direction_sets, num_starts=st.integers(1, 4))
+def test_pretext_grid_holds_every_fitting_speed_direction_and_start(
+        num_frames, clip_len, speeds, directions, num_starts):
+    grid = pretext_grid(num_frames, clip_len=clip_len, speeds=speeds, directions=directions,
+                        num_starts=num_starts)
+    fitting = fitting_signed_speeds(num_frames, clip_len=clip_len, speeds=speeds,
+                                    directions=directions)
+    signed = (grid.speed * grid.direction).tolist()
+    assert sorted(signed) == sorted(fitting * num_starts)  # each exactly num_starts times
+    assert grid.frame_indices.shape == (len(signed), clip_len)
+    for indices, skip, direction in zip(grid.frame_indices, grid.speed, grid.direction,
+                                        strict=True):
+        first = indices[0] if direction > 0 else indices[-1]
+        assert_clip(indices, start=first, skip=skip, direction=direction,
+                    num_frames=num_frames)
+    again = pretext_grid(num_frames, clip_len=clip_len, speeds=speeds, directions=directions,
+                         num_starts=num_starts)
+    assert np.array_equal(again.frame_indices, grid.frame_indices)  # no randomness
+
+
+def test_pretext_grid_starts_spread_over_the_video():
+    grid = pretext_grid(100, clip_len=10, speeds=(1, 4), directions=(1,), num_starts=2)
+    # speed 1 spans 10 frames (starts 0..90), speed 4 spans 37 (starts 0..63)
+    assert grid.frame_indices[:, 0].tolist() == [22, 68, 16, 47]
+    assert pretext_grid(9, clip_len=10, speeds=(1,), directions=(1, -1),
+                        num_starts=2).speed.size == 0
+
+
+def test_constant_guess_accuracy_is_the_majority_share():
+    assert constant_guess_accuracy([1, 2, 4, 8] * 3) == 25.0
+    assert constant_guess_accuracy([1, 1, 1, 2]) == 75.0

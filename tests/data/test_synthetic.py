@@ -6,15 +6,24 @@ import pytest
 from playspeed.cli import main
 from playspeed.data.datasets import UCF101
 from playspeed.data.synthetic import (
+    CLASS_SETS,
     CLASSES,
+    MIRROR_PAIRS,
     MOTIONS,
+    REVERSAL_PAIRS,
     TEMPO,
+    VARIANTS,
     Clock,
+    draw_look,
     draw_tempo,
     group_layout,
+    render,
     split_groups,
+    still_frames,
+    synth_options,
     write_dataset,
 )
+from playspeed.data.video import RawVideos
 from playspeed.errors import PlayspeedError
 
 
@@ -156,9 +165,128 @@ def test_ripples_spread_and_fade_and_pieces_fly_apart():
 def test_cli_writes_a_small_dataset(tmp_path, capsys):
     assert main(["synth", str(tmp_path / "d"), "--classes", "2", "--videos-per-class", "4",
                  "--size", "32", "24", "--frames", "12", "--seed", "5"]) == 0
-    assert "wrote 8 videos (2 classes, 12 frames of 32x24)" in capsys.readouterr().out
+    assert "wrote 8 videos (2 classes, 12 frames of 32x24, variant default)" in \
+        capsys.readouterr().out
     assert len(UCF101(tmp_path / "d" / "UCF-101", tmp_path / "d" / "ucfTrainTestlist")) == 6
     assert main(["synth", str(tmp_path / "e"), "--size", "33", "24"]) == 2
     assert main(["synth", str(tmp_path / "e"), "--classes", str(len(CLASSES) + 1)]) == 2
     assert main(["synth", str(tmp_path / "e"), "--videos-per-class", "0"]) == 2
     assert "at least 4 videos per class" in capsys.readouterr().err
+
+
+# --- the family of datasets (issue 11) ---
+
+
+@pytest.fixture(scope="module")
+def family_root(tmp_path_factory):
+    """The mirror class set with a range of lengths, a wide tempo and still stretches."""
+    root = tmp_path_factory.mktemp("family")
+    summary = write_dataset(root, variant="mirror", videos_per_class=4, size=(32, 24),
+                            frames=(16, 40), tempo=(0.5, 2.0), static=(0.2, 0.4), seed=1)
+    return root, summary
+
+
+def test_a_variant_keeps_the_ucf101_layout(family_root):
+    root, summary = family_root
+    classes = sorted(CLASS_SETS["mirror-pairs"])
+    assert (root / "ucfTrainTestlist" / "classInd.txt").read_bytes() == "".join(
+        f"{i} {name}\r\n" for i, name in enumerate(classes, start=1)).encode()
+    keys = [p.relative_to(root / "UCF-101").as_posix()
+            for p in (root / "UCF-101").rglob("*.avi")]
+    assert len(keys) == 4 * len(classes) == summary["videos"]
+    assert all(re.fullmatch(r"(\w+)/v_\1_g\d\d_c\d\d\.avi", key) for key in keys)
+    train = UCF101(root / "UCF-101", root / "ucfTrainTestlist", subset="train")
+    test = UCF101(root / "UCF-101", root / "ucfTrainTestlist", subset="test")
+    assert len(train) + len(test) == len(keys) and list(train.classes) == classes
+
+
+def test_video_lengths_are_drawn_from_the_range_and_match_the_files(family_root):
+    root, summary = family_root
+    lengths = {key: info["frames"] for key, info in summary["per_video"].items()}
+    assert summary["frames"] == [16, 40]
+    assert min(lengths.values()) >= 16 and max(lengths.values()) <= 40
+    assert len(set(lengths.values())) > 10  # drawn per video
+    train = UCF101(root / "UCF-101", root / "ucfTrainTestlist", subset="train")
+    source = RawVideos(resize=(24, 32))
+    for record in list(train)[:6]:
+        assert source.num_frames(record) == lengths[record.key]
+
+
+def test_tempo_spread_is_the_one_asked_for(family_root):
+    _, summary = family_root
+    tempos = np.array([info["tempo"] for info in summary["per_video"].values()])
+    assert tempos.min() >= 0.5 and tempos.max() <= 2.0
+    rng = np.random.default_rng(0)
+    wide = np.array([draw_tempo(rng, VARIANTS["original-tempo"].tempo) for _ in range(2000)])
+    assert wide.min() >= 0.6 and wide.max() <= 1.7 and wide.max() / wide.min() > 2.5
+
+
+def test_still_stretches_hold_the_asked_share_and_freeze_the_objects(family_root):
+    _, summary = family_root
+    shares = [info["still_frames"] / info["frames"] for info in summary["per_video"].values()]
+    assert min(shares) >= 0.2 - 1 / 16 and max(shares) <= 0.4 + 1 / 16
+    still = still_frames(100, 0.3, np.random.default_rng(4))
+    assert still.sum() == 30
+    frames = _frames("RotateClockwise", still=still, pan=0.0, noise=(0.0, 0.0), num_frames=100)
+    unchanged = (frames[1:] == frames[:-1]).all(axis=(1, 2, 3))
+    # A frame repeats its predecessor exactly where the motion's clock stood still.
+    assert np.array_equal(unchanged, still[:-1])
+
+
+def _frames(name="MoveRight", *, size=(48, 36), num_frames=30, pan=0.05, noise=(2.0, 8.0),
+            still=None, seed=0):
+    look = draw_look(np.random.default_rng([seed, 0]), size, pan=pan)
+    return np.stack(list(render(name, look=look, rng=np.random.default_rng([seed, 1]), size=size,
+                                num_frames=num_frames, still=still, pan=pan, noise=noise)))
+
+
+def test_pan_moves_the_background_and_noise_has_the_asked_strength():
+    resting = np.ones(30, dtype=bool)  # objects never move: only the camera and noise change
+    quiet = _frames(still=resting, pan=0.0, noise=(0.0, 0.0))
+    assert quiet.shape == (30, 36, 48, 3)
+    assert (quiet == quiet[0]).all()
+    panned = _frames(still=resting, pan=0.3, noise=(0.0, 0.0))
+    assert np.abs(panned[1:].astype(int) - panned[:-1]).mean() > 1.0
+    noisy = _frames(still=resting, pan=0.0, noise=(6.0, 6.0))
+    assert (noisy.astype(float) - quiet).std() == pytest.approx(6.0, rel=0.1)
+
+
+def test_class_sets():
+    reversal = {frozenset(p) for p in REVERSAL_PAIRS}
+    no_reversal = set(CLASS_SETS["no-reversal-pairs"])
+    assert not any(pair <= no_reversal for pair in reversal)
+    mirror = CLASS_SETS["mirror-pairs"]
+    paired = {name for pair in MIRROR_PAIRS if set(pair) <= set(mirror) for name in pair}
+    assert len(paired) / len(mirror) >= 0.75
+    assert CLASS_SETS["default"] == CLASSES and len(CLASSES) == 13
+    assert synth_options(class_set=("Bounce", "Grow")).class_names() == ("Bounce", "Grow")
+    with pytest.raises(PlayspeedError, match="class names"):
+        synth_options(class_set=("Bounce", "Jump"))
+    with pytest.raises(PlayspeedError, match="variant 'nope'"):
+        synth_options("nope")
+
+
+def test_new_mirror_classes_move_as_named():
+    assert (_within_cycles(_track("MoveDown")["y"], 0.5) > 0).all()
+    assert (_within_cycles(_track("MoveUp")["y"], 0.5) < 0).all()
+    for name, sign in (("SlideLeft", -1), ("SlideRight", 1)):
+        step = _within_cycles(_track(name)["x"], 0.1)
+        assert (sign * step[np.abs(step) > 1e-9] > 0).all()
+
+
+def test_cli_variant_and_options(tmp_path, capsys):
+    assert main(["synth", str(tmp_path / "d"), "--variant", "no-reversal", "--classes", "2",
+                 "--videos-per-class", "4", "--size", "32", "24", "--frames", "12", "20",
+                 "--static", "0.1", "0.2", "--pan", "0.1", "--noise", "1", "3"]) == 0
+    assert "(2 classes, 12-20 frames of 32x24, variant no-reversal)" in capsys.readouterr().out
+    import json
+
+    summary = json.loads((tmp_path / "d" / "synth.json").read_text())
+    assert summary["classes"] == sorted(CLASS_SETS["no-reversal-pairs"][:2])
+    assert summary["options"]["pan"] == 0.1 and summary["options"]["noise"] == [1.0, 3.0]
+    assert main(["synth", str(tmp_path / "e"), "--class-set", "Bounce,Grow",
+                 "--videos-per-class", "4", "--size", "32", "24", "--frames", "8"]) == 0
+    assert (tmp_path / "e" / "UCF-101" / "Grow").is_dir()
+    assert main(["synth", str(tmp_path / "f"), "--tempo", "2", "1"]) == 2
+    assert main(["synth", str(tmp_path / "f"), "--class-set", "odd"]) == 2
+    assert "class set 'odd'" in capsys.readouterr().err

@@ -37,6 +37,7 @@ def test_finetune_starts_from_the_pretrained_backbone(tiny_config, pretrained, t
 def test_finetune_from_scratch_differs_and_trains(tiny_config, pretrained, tmp_path):
     metrics = finetune(tiny_config("finetune", "trainer.max_epochs=1"), tmp_path / "scratch")
     assert metrics["protocol"]["init"].startswith("scratch")
+    assert metrics["clips_seen"] == 6  # 6 training videos (3 held out), one clip each, 1 epoch
     pretrained_weights, _ = load_backbone_weights(pretrained)
     scratch = _backbone(tmp_path / "scratch" / "checkpoints" / "last.ckpt")
     key = next(k for k in pretrained_weights if k.endswith("weight") and

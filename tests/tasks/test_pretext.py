@@ -2,6 +2,7 @@
 uninterrupted one, and 2-process DDP works on CPU."""
 
 import json
+import math
 import subprocess
 import sys
 
@@ -10,7 +11,12 @@ import torch
 
 import playspeed.tasks.trainer as trainer_module
 from playspeed.tasks.data import build_source, load_records, pretext_dataset
-from playspeed.tasks.pretext import PlaybackSpeedPretraining, pretrain
+from playspeed.tasks.pretext import (
+    PlaybackSpeedPretraining,
+    chance_loss,
+    pretext_check,
+    pretrain,
+)
 
 
 def _fixed_batch(config, size=4):
@@ -41,7 +47,8 @@ def test_training_reduces_the_loss_on_a_fixed_batch(tiny_config, objective):
     assert hits["pretext_acc"].float().mean() == 1.0
 
 
-def test_pretrain_writes_run_directory(tiny_config, tmp_path):
+def test_pretrain_writes_run_directory(tiny_config, tmp_path, capsys):
+    # Two epochs of a few clips: the pretext cannot learn, which the run must say.
     metrics = pretrain(tiny_config("pretrain"), tmp_path)
     assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
     assert (tmp_path / "checkpoints" / "best.ckpt").is_file()
@@ -55,6 +62,21 @@ def test_pretrain_writes_run_directory(tiny_config, tmp_path):
         assert key in stored
     assert 0 <= stored["pretext_val_acc"] <= 100
     assert stored["num_videos"] == 3  # one held-out video per class
+    # The fixed grid: 3 speeds x 2 directions x 2 starts per held-out video (40 frames).
+    assert stored["pretext_val_chance"] == pytest.approx(100 / 6, abs=1e-3)
+    assert stored["speed_val_chance"] == pytest.approx(100 / 3, abs=1e-3)
+    assert stored["direction_val_chance"] == 50.0
+    per_speed = stored["speed_val_acc_per_speed"]
+    assert list(per_speed) == ["1", "2", "4"]
+    assert sum(per_speed.values()) / 3 == pytest.approx(stored["speed_val_acc"], abs=0.01)
+    assert stored["clips_seen"] == 2 * 2 * 3 * 3  # epochs x steps x batch x clips
+    assert "36 fixed items" in stored["protocol"]["measured_on"]
+    for plot in ("curves.png", "speed_confusion.png"):
+        assert (tmp_path / "plots" / plot).stat().st_size > 1000
+    assert stored["pretext_learned"] is False
+    warning = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    assert warning == [f"warning: {stored['pretext_warning']}"]
+    assert "did not learn" in warning[0] and "trainer.max_epochs" in warning[0]
 
 
 class _Crash(Exception):
@@ -94,6 +116,9 @@ def test_resume_reaches_the_same_weights_as_an_uninterrupted_run(tiny_config, tm
     steps = {run: sorted({step for step, _ in read_run_logs(tmp_path / run)["train/loss"]})
              for run in ("straight", "resumed")}
     assert steps["resumed"] == steps["straight"]
+    seen = [json.loads((tmp_path / run / "metrics.json").read_text())["clips_seen"]
+            for run in ("straight", "resumed")]
+    assert seen[0] == seen[1] > 0
     straight, resumed = weights(tmp_path / "straight"), weights(tmp_path / "resumed")
     assert straight.keys() == resumed.keys()
     for key in straight:
@@ -112,3 +137,21 @@ def test_two_process_ddp_on_cpu(tiny_overrides, tmp_path):
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["protocol"]["effective_batch"] == 2 * 3
     assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
+
+
+
+def test_pretext_check_flags_accuracy_near_chance_or_loss_near_ln_k(tiny_config):
+    ln8 = math.log(8)
+    assert chance_loss(tiny_config("pretrain", "pretext.speeds=[1,2,4,8]")) == pytest.approx(ln8)
+    assert chance_loss(tiny_config("pretrain", "pretext.objective=sort")) == pytest.approx(
+        math.log(6))
+    # The issue's runs: 20 epochs at chance, 60 epochs learning.
+    assert pretext_check(accuracy=11.7, chance=12.5, train_loss=2.0, chance_loss=ln8)[0] is False
+    assert pretext_check(accuracy=28.0, chance=12.5, train_loss=1.6, chance_loss=ln8) == (True,
+                                                                                         None)
+    learned, reason = pretext_check(accuracy=17.0, chance=12.5, train_loss=1.5, chance_loss=ln8)
+    assert not learned and "not 5 points above chance (12.5%)" in reason
+    learned, reason = pretext_check(accuracy=40.0, chance=12.5, train_loss=0.99 * ln8,
+                                    chance_loss=ln8)
+    assert not learned and "not 2% below" in reason and "accuracy" not in reason
+    assert pretext_check(accuracy=None, chance=12.5, train_loss=None, chance_loss=ln8)[0] is False

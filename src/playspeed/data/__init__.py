@@ -2,7 +2,7 @@
 
 from playspeed.data.clips import ClipClassification
 from playspeed.data.datasets import HMDB51, UCF101, VideoFolder, VideoRecord, build_records
-from playspeed.data.pretext import PlaybackSpeedClips
+from playspeed.data.pretext import PlaybackSpeedClips, PretextGrid
 from playspeed.data.store import FrameStore
 from playspeed.data.video import RawVideos
 
@@ -12,6 +12,7 @@ __all__ = [
     "ClipClassification",
     "FrameStore",
     "PlaybackSpeedClips",
+    "PretextGrid",
     "RawVideos",
     "VideoFolder",
     "VideoRecord",

@@ -11,8 +11,11 @@ import torch
 from torch.utils.data import Dataset
 
 from playspeed.data.sampling import (
+    PretextDraw,
     classify_target,
+    constant_guess_accuracy,
     min_pretext_frames,
+    pretext_grid,
     sample_pretext,
     sort_target,
 )
@@ -199,14 +202,19 @@ class PlaybackSpeedClips(EpochSeededDataset):
     def __len__(self) -> int:
         return len(self._videos)
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        index = check_index(index, len(self))
+    def _draw(self, index: int) -> tuple[int, PretextDraw, np.random.Generator]:
+        """Item ``index``'s video (position in ``records``), its clips and its generator."""
         video = self._videos[index]
-        record = self.records[video]
         rng = self._seeding.rng(index)
         draw = sample_pretext(
             self._num_frames[video], clip_len=self.clip_len, speeds=self.speeds,
             directions=self.directions, num_clips=self.num_clips, rng=rng, loop=self.loop)
+        return video, draw, rng
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        index = check_index(index, len(self))
+        video, draw, rng = self._draw(index)
+        record = self.records[video]
         frames = read_clips(self.source, record, draw.frame_indices)
         if self.objective == "sort":
             target = torch.tensor(sort_target(draw.signed_speed), dtype=torch.int64)
@@ -221,3 +229,78 @@ class PlaybackSpeedClips(EpochSeededDataset):
             "target": target,
             "video_index": torch.tensor(video, dtype=torch.int64),
         }
+
+
+class PretextGrid(PlaybackSpeedClips):
+    """Fixed pretext validation items: the same clips every epoch, whatever the workers.
+
+    Per objective:
+    - one-clip objectives (``classify``): item = one clip (``N = 1``) of the grid of
+      :func:`~playspeed.data.sampling.pretext_grid`: for each video every fitting speed x
+      direction at ``num_starts`` evenly spaced starts, so every speed and direction is
+      measured on every video at the same places;
+    - objectives over several clips (those in :attr:`SAMPLED`, e.g. ``sort``): item = one
+      training-style sample of ``num_clips`` clips; ``samples_per_video`` of them per video,
+      drawn once from ``(seed, video, k)``, so they do not change with the epoch.
+
+    Items have the keys and shapes of :class:`PlaybackSpeedClips` (``N`` is 1 for one-clip
+    objectives); pass an evaluation transform (it must draw nothing at random). Other
+    arguments as in :class:`PlaybackSpeedClips`.
+    """
+
+    #: Objectives whose target depends on several clips together: seeded samples, not a grid.
+    SAMPLED = ("sort",)
+
+    def __init__(self, records: Sequence[Any], source: Any, *, num_starts: int = 2,
+                 samples_per_video: int = 4, num_clips: int = 3, objective: str = "classify",
+                 **kwargs: Any) -> None:
+        if num_starts < 1 or samples_per_video < 1:
+            raise PlayspeedError(f"num_starts and samples_per_video must be >= 1, got "
+                                 f"{num_starts} and {samples_per_video}")
+        sampled = objective in self.SAMPLED
+        super().__init__(records, source, num_clips=num_clips if sampled else 1,
+                         objective=objective, **kwargs)
+        self.num_starts, self.samples_per_video = int(num_starts), int(samples_per_video)
+        self._items: list[tuple[int, PretextDraw]] = []
+        for video in self._videos:
+            num_frames = self._num_frames[video]
+            if sampled:
+                for k in range(self.samples_per_video):
+                    rng = np.random.default_rng([self.seed, video, k])
+                    self._items.append((video, sample_pretext(
+                        num_frames, clip_len=self.clip_len, speeds=self.speeds,
+                        directions=self.directions, num_clips=self.num_clips, rng=rng,
+                        loop=self.loop)))
+                continue
+            grid = pretext_grid(num_frames, clip_len=self.clip_len, speeds=self.speeds,
+                                directions=self.directions, num_starts=self.num_starts)
+            self._items += [(video, PretextDraw(frame_indices=grid.frame_indices[g:g + 1],
+                                                speed=grid.speed[g:g + 1],
+                                                direction=grid.direction[g:g + 1]))
+                            for g in range(len(grid.speed))]
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    @property
+    def num_videos(self) -> int:
+        """Videos measured (those long enough for at least one item)."""
+        return len({video for video, _ in self._items})
+
+    def _draw(self, index: int) -> tuple[int, PretextDraw, np.random.Generator]:
+        video, draw = self._items[index]
+        return video, draw, np.random.default_rng([self.seed, index])
+
+    def chance_levels(self) -> dict[str, float]:
+        """Percent accuracy of always answering the most frequent label of these items:
+        ``pretext`` (the objective's target) and, for ``classify``, ``speed`` and
+        ``direction``."""
+        draws = [draw for _, draw in self._items]
+        if self.objective in self.SAMPLED:
+            return {"pretext": constant_guess_accuracy(
+                [sort_target(d.signed_speed) for d in draws])}
+        speed = np.concatenate([d.speed for d in draws])
+        direction = np.concatenate([d.direction for d in draws])
+        return {"pretext": constant_guess_accuracy(speed * direction),
+                "speed": constant_guess_accuracy(speed),
+                "direction": constant_guess_accuracy(direction)}

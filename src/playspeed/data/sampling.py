@@ -168,6 +168,14 @@ def sample_train_clip(
                     stride=stride)
 
 
+def evenly_spaced_starts(free: int, count: int) -> np.ndarray:
+    """``count`` starts among ``0 .. free``: the centres of ``count`` equal bins (``int64``).
+
+    ``count = 1`` gives the centre; starts coincide when ``free + 1 < count``.
+    """
+    return np.rint(free * (2 * np.arange(count) + 1) / (2 * count)).astype(np.int64)
+
+
 def sample_test_clips(
     num_frames: int, *, clip_len: int, stride: int = 1, num_clips: int = 10,
 ) -> np.ndarray:
@@ -183,7 +191,7 @@ def sample_test_clips(
     if num_clips < 1:
         raise ValueError(f"num_clips must be at least 1, got {num_clips}")
     free = max(num_frames - clip_span(clip_len=clip_len, skip=stride), 0)
-    starts = np.rint(free * (2 * np.arange(num_clips) + 1) / (2 * num_clips)).astype(np.int64)
+    starts = evenly_spaced_starts(free, num_clips)
     return np.stack([_clamped(int(s), num_frames=num_frames, clip_len=clip_len, stride=stride)
                      for s in starts])
 
@@ -220,3 +228,40 @@ def classify_target(
     speed_class = [list(speeds).index(s) for s in draw.speed.tolist()]
     direction_class = [list(directions).index(d) for d in draw.direction.tolist()]
     return np.stack([speed_class, direction_class], axis=1).astype(np.int64)
+
+
+def pretext_grid(
+    num_frames: int, *, clip_len: int, speeds: Sequence[int], directions: Sequence[int],
+    num_starts: int,
+) -> PretextDraw:
+    """The fixed validation grid of one video: every fitting speed x direction x start.
+
+    For each speed ``s`` whose clip fits (as in training, a speed that does not fit is left
+    out) and each direction, ``num_starts`` clips start at :func:`evenly_spaced_starts` over
+    the clip's valid starts ``0 .. num_frames - span``. The result holds ``G`` clips in the
+    order (speed, direction, start); it draws nothing at random, so the grid is the same on
+    every call. A video too short for every speed gives ``G = 0``.
+    """
+    if num_starts < 1:
+        raise ValueError(f"num_starts must be at least 1, got {num_starts}")
+    clips, speed, direction = [], [], []
+    for s in speeds:
+        free = num_frames - clip_span(clip_len=clip_len, skip=s)
+        if free < 0:
+            continue
+        for d in directions:
+            for start in evenly_spaced_starts(free, num_starts).tolist():
+                clips.append(clip_indices(start=start, clip_len=clip_len, skip=s, direction=d))
+                speed.append(s)
+                direction.append(d)
+    return PretextDraw(
+        frame_indices=np.stack(clips) if clips else np.zeros((0, clip_len), dtype=np.int64),
+        speed=np.asarray(speed, dtype=np.int64), direction=np.asarray(direction, dtype=np.int64))
+
+
+def constant_guess_accuracy(labels: Sequence[int] | np.ndarray) -> float:
+    """Chance level of a set of labels, in percent: the accuracy of always answering its most
+    frequent label (``100 / K`` when the ``K`` labels are equally frequent, as on a full grid).
+    """
+    _, counts = np.unique(np.asarray(labels), return_counts=True)
+    return float(100 * counts.max() / counts.sum()) if counts.size else float("nan")

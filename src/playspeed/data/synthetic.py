@@ -27,7 +27,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import partial
 from pathlib import Path
 
@@ -84,14 +84,18 @@ class Clock:
 Motion = Callable[[Clock], list[Track]]
 
 
-def translate(c: Clock, *, sign: int) -> list[Track]:
-    """Cross the frame horizontally at constant speed, one object after another."""
+def translate(c: Clock, *, sign: int, vertical: bool = False) -> list[Track]:
+    """Cross the frame horizontally (or vertically, ``sign`` +1 downwards) at constant speed,
+    one object after another."""
     speed, margin = 0.012 * c.tempo, c.radius + 0.05
-    k, s, n = c.cycles((c.aspect + 2 * margin) / speed)
-    start = -margin if sign > 0 else c.aspect + margin
-    _, y = c.place(n, margin + 0.05)
-    return [Track(x=start + sign * speed * s, y=y[k], radius=c.radius,
-                  angle=c.rng.uniform(0, TAU, n)[k])]
+    extent = 1.0 if vertical else c.aspect
+    k, s, n = c.cycles((extent + 2 * margin) / speed)
+    start = -margin if sign > 0 else extent + margin
+    x, y = c.place(n, margin + 0.05)
+    path = start + sign * speed * s
+    if vertical:
+        return [Track(x=x[k], y=path, radius=c.radius, angle=c.rng.uniform(0, TAU, n)[k])]
+    return [Track(x=path, y=y[k], radius=c.radius, angle=c.rng.uniform(0, TAU, n)[k])]
 
 
 def rotate(c: Clock, *, sign: int) -> list[Track]:
@@ -157,12 +161,13 @@ def bounce(c: Clock) -> list[Track]:
                   angle=c.rng.uniform(0, TAU, n)[k])]
 
 
-def slide(c: Clock) -> list[Track]:
-    """Kicked sideways, slide with constant friction deceleration to rest, wait; repeat."""
+def slide(c: Clock, *, sign: int | None = None) -> list[Track]:
+    """Kicked sideways (``sign`` +1: to the right; default: either way), slide with constant
+    friction deceleration to rest, wait; repeat."""
     speed, distance = 0.03 * c.tempo, 0.55
     stop = 2 * distance / speed
     k, s, n = c.cycles(stop + 12 / c.tempo)
-    sign = c.rng.choice([-1, 1], n)
+    sign = c.rng.choice([-1, 1], n) if sign is None else np.full(n, sign)
     room = c.aspect - 2 * (c.radius + 0.05) - distance
     start = c.radius + 0.05 + c.rng.uniform(0, max(room, 0), n) + (sign < 0) * distance
     _, y = c.place(n, c.radius + 0.08)
@@ -204,7 +209,7 @@ def break_apart(c: Clock) -> list[Track]:
     return tracks
 
 
-#: Class name -> motion. Order matters only for ``--classes N`` (the first N).
+#: Class name -> motion. A class's position seeds its videos: new classes go at the end.
 MOTIONS: dict[str, Motion] = {
     "MoveLeft": partial(translate, sign=-1),
     "MoveRight": partial(translate, sign=1),
@@ -219,8 +224,30 @@ MOTIONS: dict[str, Motion] = {
     "SlideToRest": slide,
     "Ripple": ripple,
     "BreakApart": break_apart,
+    # Beyond the default set (for the class sets below).
+    "MoveUp": partial(translate, sign=-1, vertical=True),
+    "MoveDown": partial(translate, sign=1, vertical=True),
+    "SlideLeft": partial(slide, sign=-1),
+    "SlideRight": partial(slide, sign=1),
 }
-CLASSES = tuple(MOTIONS)
+#: The default class set. Order matters only for ``--classes N`` (the first N).
+CLASSES = tuple(list(MOTIONS)[:13])
+#: Pairs of classes each of which is the other played backwards.
+REVERSAL_PAIRS = (("MoveLeft", "MoveRight"), ("RotateClockwise", "RotateCounterclockwise"),
+                  ("Grow", "Shrink"), ("MoveUp", "MoveDown"))
+#: Pairs of classes each of which is the other seen in a mirror (left-right or up-down).
+MIRROR_PAIRS = (("MoveLeft", "MoveRight"), ("RotateClockwise", "RotateCounterclockwise"),
+                ("MoveUp", "MoveDown"), ("SlideLeft", "SlideRight"))
+#: Named class sets: ``no-reversal-pairs`` keeps one class of each reversal pair (only the
+#: motions' own arrow of time tells direction); ``mirror-pairs`` is mostly mirror pairs,
+#: two of which (SlideLeft/SlideRight) are not time reversals of each other.
+CLASS_SETS: dict[str, tuple[str, ...]] = {
+    "default": CLASSES,
+    "no-reversal-pairs": ("MoveRight", "RotateClockwise", "Grow", "Accelerate", "ConstantSpeed",
+                          "FreeFall", "Bounce", "SlideToRest", "Ripple", "BreakApart"),
+    "mirror-pairs": ("MoveLeft", "MoveRight", "RotateClockwise", "RotateCounterclockwise",
+                     "MoveUp", "MoveDown", "SlideLeft", "SlideRight", "Bounce", "FreeFall"),
+}
 
 
 @dataclass(frozen=True)
@@ -267,13 +294,13 @@ def _upsample(grid: np.ndarray, height: int, width: int) -> np.ndarray:
     return rows[:, x0] * (1 - wx) + rows[:, x1] * wx
 
 
-def draw_look(rng: np.random.Generator, size: tuple[int, int]) -> Look:
+def draw_look(rng: np.random.Generator, size: tuple[int, int], *, pan: float = _SWAY) -> Look:
     """A random scene for ``size`` (W, H) frames: a multi-scale noise texture in a
     3-colour palette, with static clutter (rings, shards, whole shapes) so that what the
     moving classes show in a still (rings of Ripple, pieces of BreakApart) is in every
     class's frames; and a moving-shape look whose brightness contrasts with the texture."""
     width, height = size
-    margin = _margin(height)
+    margin = _margin(height, pan)
     full_h, full_w = height + 2 * margin, width + 2 * margin
     fields = []
     for _ in range(2):
@@ -298,9 +325,9 @@ def draw_look(rng: np.random.Generator, size: tuple[int, int]) -> Look:
     return Look(background=np.clip(background, 0, 255), shape=shape)
 
 
-def _margin(height: int) -> int:
+def _margin(height: int, pan: float) -> int:
     """Pixels the background extends beyond the frame on each side (camera sway)."""
-    return int(math.ceil(_SWAY * height))
+    return int(math.ceil(pan * height))
 
 
 def _draw(canvas: np.ndarray, shape: Shape, *, x: float, y: float, radius: float,
@@ -331,30 +358,56 @@ def _draw(canvas: np.ndarray, shape: Shape, *, x: float, y: float, radius: float
     region += (alpha * cover)[..., None] * (colour - region)
 
 
-def draw_tempo(rng: np.random.Generator) -> float:
-    """A video's tempo, log-uniform over :data:`TEMPO`."""
-    return float(np.exp(rng.uniform(*np.log(TEMPO))))
+def draw_tempo(rng: np.random.Generator, spread: tuple[float, float] = TEMPO) -> float:
+    """A video's tempo, log-uniform over ``spread`` (default :data:`TEMPO`)."""
+    return float(np.exp(rng.uniform(*np.log(spread))))
+
+
+def still_frames(num_frames: int, fraction: float, rng: np.random.Generator) -> np.ndarray:
+    """Where the motion stands still (bool ``(T,)``): one or two stretches at random places
+    that together hold ``round(fraction * num_frames)`` frames."""
+    count = int(round(fraction * num_frames))
+    still = np.zeros(num_frames, dtype=bool)
+    if count == 0:
+        return still
+    pieces = 1 if count < 2 else int(rng.integers(1, 3))
+    lengths = [count] if pieces == 1 else [first := int(rng.integers(1, count)), count - first]
+    # The moving frames are cut into pieces + 1 runs (some possibly empty) around the stretches.
+    cuts = np.sort(rng.integers(0, num_frames - count + 1, pieces))
+    for i, length in enumerate(lengths):
+        start = int(cuts[i]) + sum(lengths[:i])
+        still[start:start + length] = True
+    return still
 
 
 def render(name: str, *, look: Look, rng: np.random.Generator, size: tuple[int, int],
-           num_frames: int) -> Iterator[np.ndarray]:
-    """Frames (``H x W x 3`` uint8) of one video of class ``name`` in scene ``look``."""
+           num_frames: int, tempo: float | None = None, still: np.ndarray | None = None,
+           pan: float = _SWAY, noise: tuple[float, float] = (2.0, 8.0)
+           ) -> Iterator[np.ndarray]:
+    """Frames (``H x W x 3`` uint8) of one video of class ``name`` in scene ``look``.
+
+    ``tempo``: default drawn from ``rng`` over :data:`TEMPO`; ``still``: frames where the
+    motion's clock stops (the objects rest; camera and noise go on); ``pan``: bound of the
+    camera sway amplitude in frame heights (``look`` must be drawn with the same ``pan``);
+    ``noise``: range of the sensor noise's standard deviation (grey levels).
+    """
     width, height = size
-    clock = Clock(t=np.arange(num_frames, dtype=np.float64),
-                  tempo=draw_tempo(rng),
+    t = np.arange(num_frames, dtype=np.float64)
+    motion_t = t if still is None else np.concatenate([[0.0], np.cumsum(~still[:-1])])
+    clock = Clock(t=motion_t, tempo=draw_tempo(rng) if tempo is None else tempo,
                   radius=float(rng.uniform(0.09, 0.14)), aspect=width / height, rng=rng)
     tracks = MOTIONS[name](clock)
-    amplitude = rng.uniform(0, _SWAY, 2)
-    camera = amplitude * np.sin(TAU * clock.t[:, None] / rng.uniform(80, 200, 2)
+    amplitude = rng.uniform(0, pan, 2)
+    camera = amplitude * np.sin(TAU * t[:, None] / rng.uniform(80, 200, 2)
                                 + rng.uniform(0, TAU, 2))
-    sigma = float(rng.uniform(2, 8))
+    sigma = float(rng.uniform(*noise))
     noise = rng.standard_normal((4, height, width, 3), dtype=np.float32) * sigma
     choice = rng.integers(0, len(noise), num_frames)
     # Per track, per frame: x, y, radius (pixels, camera removed), angle, alpha.
     paths = [np.stack(np.broadcast_arrays(
         (track.x - camera[:, 0]) * height, (track.y - camera[:, 1]) * height,
         np.asarray(track.radius) * height, track.angle, track.alpha)) for track in tracks]
-    margin = _margin(height)
+    margin = _margin(height, pan)
     for i in range(num_frames):
         left, top = margin + np.round(camera[i] * height).astype(int)
         canvas = look.background[top:top + height, left:left + width].copy()
@@ -381,28 +434,118 @@ def group_layout(videos_per_class: int) -> list[tuple[int, int]]:
     return [(v // clips + 1, v % clips + 1) for v in range(videos_per_class)]
 
 
+@dataclass(frozen=True)
+class SynthOptions:
+    """How a synthetic dataset is made (one member of the family; :data:`VARIANTS` names some).
+
+    ``size``: (W, H) of the videos; ``frames``: per-video length, uniform over this range
+    (inclusive); ``tempo``: per-video tempo range (log-uniform); ``class_set``: a name in
+    :data:`CLASS_SETS` or the class names; ``static``: per-video share of frames, uniform
+    over this range, in which the motion stands still (:func:`still_frames`); ``pan``: bound
+    of the camera sway amplitude (frame heights); ``noise``: range of the sensor noise's
+    standard deviation (grey levels).
+    """
+
+    size: tuple[int, int] = (320, 240)
+    frames: tuple[int, int] = (128, 128)
+    tempo: tuple[float, float] = TEMPO
+    class_set: str | tuple[str, ...] = "default"
+    static: tuple[float, float] = (0.0, 0.0)
+    pan: float = _SWAY
+    noise: tuple[float, float] = (2.0, 8.0)
+
+    def class_names(self) -> tuple[str, ...]:
+        if isinstance(self.class_set, str):
+            if self.class_set not in CLASS_SETS:
+                raise PlayspeedError(f"class set {self.class_set!r}: expected one of "
+                                     f"{', '.join(CLASS_SETS)} or class names")
+            return CLASS_SETS[self.class_set]
+        unknown = [name for name in self.class_set if name not in MOTIONS]
+        if unknown or not self.class_set or len(set(self.class_set)) != len(self.class_set):
+            raise PlayspeedError(f"class names {list(self.class_set)}: expected distinct names "
+                                 f"among {', '.join(MOTIONS)}")
+        return tuple(self.class_set)
+
+    def check(self) -> None:
+        width, height = self.size
+        if width < 8 or height < 8 or width % 2 or height % 2:
+            raise PlayspeedError(f"video size must be even and at least 8x8, got "
+                                 f"{width}x{height}")
+        ranges = {"frames per video": (self.frames, 1), "tempo": (self.tempo, 1e-3),
+                  "static share": (self.static, 0.0), "noise": (self.noise, 0.0)}
+        for what, ((low, high), least) in ranges.items():
+            if not least <= low <= high:
+                raise PlayspeedError(f"{what} must be a range [low, high] with "
+                                     f"{least:g} <= low <= high, got [{low}, {high}]")
+        if self.static[1] >= 1:
+            raise PlayspeedError(f"static share must stay below 1, got {self.static[1]}")
+        if self.pan < 0:
+            raise PlayspeedError(f"pan must be >= 0, got {self.pan}")
+        self.class_names()
+
+
+#: Named members of the family: ``default`` is the embedded dataset of the demo; the others
+#: change one thing each, except ``field``, which mixes several as footage brought by users
+#: might (length 90-150, tempo 0.7-1.7x, objects at rest for part of most videos, more pan
+#: and noise).
+VARIANTS: dict[str, SynthOptions] = {
+    "default": SynthOptions(),
+    "original-tempo": SynthOptions(tempo=(0.6, 1.7)),
+    "wide-tempo": SynthOptions(tempo=(0.5, 2.0)),
+    "no-reversal": SynthOptions(class_set="no-reversal-pairs"),
+    "mirror": SynthOptions(class_set="mirror-pairs"),
+    "long-static": SynthOptions(frames=(150, 300), static=(0.2, 0.5)),
+    "field": SynthOptions(frames=(90, 150), tempo=(0.7, 1.7), static=(0.0, 0.3), pan=0.12,
+                          noise=(4.0, 12.0)),
+}
+
+
+def synth_options(variant: str = "default", **changes) -> SynthOptions:
+    """The options of ``variant`` with the ``changes`` that are not ``None``, checked.
+
+    ``frames`` may be one length or a range; ``class_set`` a set name or class names."""
+    if variant not in VARIANTS:
+        raise PlayspeedError(f"variant {variant!r}: expected one of {', '.join(VARIANTS)}")
+    changes = {k: v for k, v in changes.items() if v is not None}
+    if isinstance(changes.get("frames"), int):
+        changes["frames"] = (changes["frames"], changes["frames"])
+    for key in ("size", "frames", "tempo", "static", "noise"):
+        if key in changes:
+            changes[key] = tuple(changes[key])
+    if not isinstance(changes.get("class_set", ""), str):
+        changes["class_set"] = tuple(changes["class_set"])
+    options = replace(VARIANTS[variant], **changes)
+    options.check()
+    return options
+
+
 def write_dataset(root: str | os.PathLike, *, num_classes: int | None = None,
-                  videos_per_class: int = 24, seed: int = 0, size: tuple[int, int] = (320, 240),
-                  frames: int = 128, fps: int = 25, progress: bool = False) -> dict:
+                  videos_per_class: int = 24, seed: int = 0, variant: str = "default",
+                  size: tuple[int, int] | None = None, frames: int | tuple[int, int] | None = None,
+                  tempo: tuple[float, float] | None = None,
+                  class_set: str | tuple[str, ...] | None = None,
+                  static: tuple[float, float] | None = None, pan: float | None = None,
+                  noise: tuple[float, float] | None = None, fps: int = 25,
+                  progress: bool = False) -> dict:
     """Write the dataset under ``root`` in the UCF-101 layout; returns its summary.
 
     ``root/UCF-101/<Class>/v_<Class>_gGG_cCC.avi`` and ``root/ucfTrainTestlist/``
     (classInd.txt, trainlist0{1,2,3}.txt, testlist0{1,2,3}.txt), plus ``root/synth.json``
-    with the settings and counts, written last (it marks a complete dataset).
-    ``num_classes``: the first N of :data:`CLASSES` (default all); ``size``: (W, H);
-    ``frames``: per video. The same arguments give the same bytes: every video draws from
-    its own generator seeded by (seed, class, group, clip), so the first N classes are the
-    same videos whatever N.
+    with the settings, counts and each video's length, tempo and still frames, written last
+    (it marks a complete dataset). ``variant``: a name in :data:`VARIANTS`; the other
+    options (see :class:`SynthOptions`), when given, replace the variant's.
+    ``num_classes``: the first N classes of the class set (default all). The same arguments
+    give the same bytes: every video draws from its own generators seeded by (seed, class,
+    group, clip), so the first N classes are the same videos whatever N.
     """
-    count = len(CLASSES) if num_classes is None else num_classes
-    if not 1 <= count <= len(CLASSES):
-        raise PlayspeedError(f"number of classes must be in 1..{len(CLASSES)}, got {count}")
-    names = list(CLASSES[:count])
-    width, height = (int(v) for v in size)
-    if width < 8 or height < 8 or width % 2 or height % 2:
-        raise PlayspeedError(f"video size must be even and at least 8x8, got {width}x{height}")
-    if frames < 1:
-        raise PlayspeedError(f"frames per video must be at least 1, got {frames}")
+    options = synth_options(variant, size=size, frames=frames, tempo=tempo,
+                            class_set=class_set, static=static, pan=pan, noise=noise)
+    available = options.class_names()
+    count = len(available) if num_classes is None else num_classes
+    if not 1 <= count <= len(available):
+        raise PlayspeedError(f"number of classes must be in 1..{len(available)}, got {count}")
+    names = list(available[:count])
+    width, height = options.size
     if videos_per_class < 4:
         raise PlayspeedError("need at least 4 videos per class for three disjoint test splits, "
                              f"got {videos_per_class}")
@@ -415,18 +558,30 @@ def write_dataset(root: str | os.PathLike, *, num_classes: int | None = None,
     (root / "synth.json").unlink(missing_ok=True)
     started = time.perf_counter()
     jobs = [(name, group, clip) for name in names for group, clip in layout]
+    per_video = {}
     from tqdm import tqdm
 
     for name, group, clip in tqdm(jobs, unit="video", disable=not progress, desc="synth"):
-        index = CLASSES.index(name)
-        look = draw_look(np.random.default_rng([seed, index, group]), (width, height))
-        video = render(name, look=look, rng=np.random.default_rng([seed, index, group, clip]),
-                       size=(width, height), num_frames=frames)
-        path = root / "UCF-101" / name / _video_name(name, group, clip)
+        index = list(MOTIONS).index(name)
+        look = draw_look(np.random.default_rng([seed, index, group]), (width, height),
+                         pan=options.pan)
+        # Length and still stretches come from a generator of their own, so the default
+        # options draw exactly what they always drew from the video's generator.
+        extra = np.random.default_rng([seed, index, group, clip, 1])
+        num_frames = int(extra.integers(options.frames[0], options.frames[1] + 1))
+        still = still_frames(num_frames, float(extra.uniform(*options.static)), extra)
+        rng = np.random.default_rng([seed, index, group, clip])
+        video_tempo = draw_tempo(rng, options.tempo)
+        video = render(name, look=look, rng=rng, size=(width, height), num_frames=num_frames,
+                       tempo=video_tempo, still=still, pan=options.pan, noise=options.noise)
+        key = f"{name}/{_video_name(name, group, clip)}"
+        path = root / "UCF-101" / key
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
         write_video(tmp, video, fps=fps)
         os.replace(tmp, path)
+        per_video[key] = {"frames": num_frames, "tempo": round(video_tempo, 4),
+                          "still_frames": int(still.sum())}
 
     ordered = sorted(names)  # classInd.txt lists classes alphabetically, as UCF-101 does
     _write_lines(lists / "classInd.txt", [f"{i} {n}" for i, n in enumerate(ordered, start=1)])
@@ -440,9 +595,12 @@ def write_dataset(root: str | os.PathLike, *, num_classes: int | None = None,
                      [f"{n}/{_video_name(n, g, c)}" for n, g, c in test])
         counts[f"split{split}"] = {"train": len(train), "test": len(test),
                                    "test_groups": test_groups}
+    low, high = options.frames
     summary = {"classes": ordered, "videos": len(jobs), "videos_per_class": videos_per_class,
-               "groups": layout[-1][0], "frames": frames, "fps": fps,
-               "size": [width, height], "seed": seed, "splits": counts}
+               "groups": layout[-1][0], "frames": low if low == high else [low, high],
+               "fps": fps, "size": [width, height], "seed": seed, "variant": variant,
+               "options": json.loads(json.dumps(asdict(options))), "splits": counts,
+               "per_video": per_video}
     (root / "synth.json").write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
     return {**summary, "seconds": round(time.perf_counter() - started, 1)}
 

@@ -40,6 +40,13 @@ class VideoTask(L.LightningModule):
         self.config = config if isinstance(config, Config) else config_from_dict(config)
         self.save_hyperparameters({"config": config_to_dict(self.config),
                                    "task": self.task_name, **extra})
+        self.clips_seen = 0  # clips through the backbone in training, all devices
+
+    def count_clips(self, clips: int) -> float:
+        """Add this step's ``clips`` (one device) to :attr:`clips_seen`; returns the total, for
+        logging (the budget of a run is counted in clips, DESIGN.md §7)."""
+        self.clips_seen += clips * self.trainer.world_size
+        return float(self.clips_seen)
 
     # Input -------------------------------------------------------------------------------
 
@@ -96,10 +103,12 @@ class VideoTask(L.LightningModule):
         # Lightning does not store the global RNG; dropout draws from it, so a resumed run
         # restores it to continue exactly as an uninterrupted one.
         checkpoint["torch_rng_state"] = torch.get_rng_state()
+        checkpoint["clips_seen"] = self.clips_seen
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if "torch_rng_state" in checkpoint:
             torch.set_rng_state(checkpoint["torch_rng_state"])
+        self.clips_seen = int(checkpoint.get("clips_seen", 0))
 
 
 def decay_groups(named_parameters, *, lr: float, weight_decay: float,

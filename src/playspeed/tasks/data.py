@@ -24,6 +24,7 @@ from playspeed.data import (
     VideoRecord,
     build_records,
 )
+from playspeed.data.pretext import PretextGrid
 from playspeed.data.transforms import ClipTransform
 from playspeed.errors import PlayspeedError
 
@@ -84,6 +85,18 @@ def pretext_dataset(config: Config, records, source, *, train: bool) -> Playback
         directions=tuple(pretext.directions), num_clips=pretext.num_clips,
         objective=pretext.objective, transform=clip_transform(config, train=train),
         seed=config.seed if train else config.seed + 1,
+    )
+
+
+def pretext_val_dataset(config: Config, records, source) -> PretextGrid:
+    """The fixed validation grid of the pretext (same clips every epoch), centre crops."""
+    pretext = config.pretext
+    return PretextGrid(
+        records, source, clip_len=config.clip.len, speeds=tuple(pretext.speeds),
+        directions=tuple(pretext.directions), num_clips=pretext.num_clips,
+        objective=pretext.objective, transform=clip_transform(config, train=False),
+        num_starts=pretext.val_starts, samples_per_video=pretext.val_samples,
+        seed=config.seed + 1,
     )
 
 

@@ -83,6 +83,7 @@ class ActionRecognition(VideoTask):
         self.log("train/loss", loss, prog_bar=True, batch_size=size)
         self.log("train/acc", (logits.argmax(-1) == batch["label"]).float().mean() * 100,
                  batch_size=size)
+        self.log("train/clips_seen", self.count_clips(size), batch_size=size)
         return loss
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
@@ -120,6 +121,7 @@ def finetune(config: Config, out: Path, *, init: Path | None = None,
                   monitor="val/acc", resume=resume)
     metrics = {
         **final_metrics(trainer, {"val/acc": "val_clip_top1", "val/loss": "val_loss"}),
+        "clips_seen": task.clips_seen,
         "num_videos": len(val_set),
         "protocol": {
             "measured_on": f"{len(val_set)} held-out training videos, one centre clip each",

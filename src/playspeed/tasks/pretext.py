@@ -6,28 +6,43 @@ are summed (``pretext.joint``: one softmax over signed speeds). ``sort``: the cl
 go together into :class:`ClipOrderHead`, a ``num_clips!``-way classification of the
 permutation that orders the shuffled clips by signed speed.
 
-Logged per step: ``train/loss``; per validation epoch on held-out videos: ``val/loss``,
+Logged per step: ``train/loss`` and ``train/clips_seen`` (clips through the backbone so far,
+all devices); per epoch ``train/epoch_loss``; per validation epoch on the fixed grid of
+held-out videos (:class:`~playspeed.data.pretext.PretextGrid`): ``val/loss``,
 ``val/pretext_acc`` (a clip counts when speed and direction are both right; for ``sort``, a
-sample counts when its permutation is right) and, for ``classify``, ``val/speed_acc`` and
-``val/direction_acc``.
+sample counts when its permutation is right), ``val/clips_seen`` and, for ``classify``,
+``val/speed_acc`` and ``val/direction_acc``.
+
+After training, :func:`pretext_check` compares the final numbers with chance: a pretext that
+did not learn is reported in one warning line and in ``metrics.json``.
 """
 
 from __future__ import annotations
 
+import math
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from playspeed.config import Config
-from playspeed.data import PlaybackSpeedClips
+from playspeed.data.pretext import PlaybackSpeedClips, PretextGrid
 from playspeed.io import atomic_write_text, write_json
 from playspeed.models.heads import ClipOrderHead, SpeedDirectionHead
 from playspeed.tasks.base import VideoTask, backbone_from_config
-from playspeed.tasks.data import build_source, holdout_split, load_records, pretext_dataset
+from playspeed.tasks.data import (
+    build_source,
+    holdout_split,
+    load_records,
+    pretext_dataset,
+    pretext_val_dataset,
+)
+from playspeed.tasks.evaluation import per_class_accuracy
 from playspeed.tasks.trainer import ClipDataModule, final_metrics, fit
 
 
@@ -47,6 +62,9 @@ class PlaybackSpeedPretraining(VideoTask):
                 num_directions=len(pretext.directions), joint=pretext.joint)
         else:
             self.head = ClipOrderHead(self.backbone.feature_dim, num_clips=pretext.num_clips)
+        # Rows: true speed class, columns: predicted (classify), over the last validation.
+        self.speed_confusion: np.ndarray | None = None
+        self._confusion: torch.Tensor | None = None
 
     def forward(self, clips: torch.Tensor) -> dict[str, torch.Tensor] | torch.Tensor:
         """``B x N x C x T x H x W`` -> head outputs (per clip for classify: ``(B*N) x K``)."""
@@ -56,9 +74,13 @@ class PlaybackSpeedPretraining(VideoTask):
             return self.head(features)
         return self.head(features.view(batch, num_clips, -1))
 
-    def _loss_and_hits(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict]:
-        """The loss and, per reading, a 0/1 tensor of hits (per clip or per sample)."""
-        outputs = self(batch["clips"])
+    def _loss_and_hits(self, batch: dict[str, torch.Tensor], outputs=None
+                       ) -> tuple[torch.Tensor, dict]:
+        """The loss and, per reading, a 0/1 tensor of hits (per clip or per sample).
+
+        ``outputs``: the head outputs of ``batch["clips"]`` when already computed.
+        """
+        outputs = self(batch["clips"]) if outputs is None else outputs
         target = batch["target"]
         if self.config.pretext.objective == "sort":
             loss = F.cross_entropy(outputs, target)
@@ -66,46 +88,71 @@ class PlaybackSpeedPretraining(VideoTask):
         speed, direction = target.flatten(0, 1).unbind(-1)
         if self.config.pretext.joint:
             joint = speed * len(self.config.pretext.directions) + direction
-            logits = outputs["signed_speed"]
-            loss = F.cross_entropy(logits, joint)
-            predicted = logits.argmax(-1)
-            num_directions = len(self.config.pretext.directions)
-            speed_hit = predicted // num_directions == speed
-            direction_hit = predicted % num_directions == direction
+            loss = F.cross_entropy(outputs["signed_speed"], joint)
         else:
             loss = (F.cross_entropy(outputs["speed"], speed)
                     + F.cross_entropy(outputs["direction"], direction))
-            speed_hit = outputs["speed"].argmax(-1) == speed
-            direction_hit = outputs["direction"].argmax(-1) == direction
+        speed_predicted, direction_predicted = self._speed_direction_predictions(outputs)
+        speed_hit, direction_hit = speed_predicted == speed, direction_predicted == direction
         return loss, {"pretext_acc": speed_hit & direction_hit, "speed_acc": speed_hit,
                       "direction_acc": direction_hit}
+
+    def _speed_direction_predictions(self, outputs: dict[str, torch.Tensor]
+                                     ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``classify``: predicted speed and direction class per clip (``B*N`` each)."""
+        if self.config.pretext.joint:
+            predicted = outputs["signed_speed"].argmax(-1)
+            num_directions = len(self.config.pretext.directions)
+            return predicted // num_directions, predicted % num_directions
+        return outputs["speed"].argmax(-1), outputs["direction"].argmax(-1)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         loss, hits = self._loss_and_hits(batch)
         size = batch["clips"].shape[0]
         self.log("train/loss", loss, prog_bar=True, batch_size=size)
+        self.log("train/epoch_loss", loss, on_step=False, on_epoch=True, batch_size=size,
+                 sync_dist=True)
         self.log("train/pretext_acc", hits["pretext_acc"].float().mean() * 100,
+                 batch_size=size)
+        self.log("train/clips_seen", self.count_clips(size * batch["clips"].shape[1]),
                  batch_size=size)
         return loss
 
+    def on_validation_epoch_start(self) -> None:
+        num_speeds = len(self.config.pretext.speeds)
+        self._confusion = torch.zeros(num_speeds, num_speeds, dtype=torch.int64,
+                                      device=self.device)
+
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        loss, hits = self._loss_and_hits(batch)
+        outputs = self(batch["clips"])
+        loss, hits = self._loss_and_hits(batch, outputs)
         size = batch["clips"].shape[0]
         self.log("val/loss", loss, batch_size=size, sync_dist=True)
         for name, hit in hits.items():
             self.log(f"val/{name}", hit.float().mean() * 100, prog_bar=name == "pretext_acc",
                      batch_size=hit.numel(), sync_dist=True)
+        if self.config.pretext.objective == "classify":
+            predicted, _ = self._speed_direction_predictions(outputs)
+            true = batch["target"].flatten(0, 1)[:, 0]
+            self._confusion.view(-1).index_add_(
+                0, true * self._confusion.shape[0] + predicted, torch.ones_like(true))
+
+    def on_validation_epoch_end(self) -> None:
+        # Every process evaluates the whole grid (evaluation loaders are not sharded).
+        if self.config.pretext.objective == "classify":
+            self.speed_confusion = self._confusion.cpu().numpy()
+        self.log("val/clips_seen", float(self.clips_seen), sync_dist=True)
 
 
-def pretrain_datasets(config: Config) -> tuple[PlaybackSpeedClips, PlaybackSpeedClips]:
+def pretrain_datasets(config: Config) -> tuple[PlaybackSpeedClips, PretextGrid]:
     """(train, validation) pretext datasets: a share (``data.val_fraction``) of the training
-    videos is held out to measure pretext accuracy."""
+    videos is held out to measure pretext accuracy on a fixed grid of clips."""
     source = build_source(config)
     train_records, val_records = holdout_split(load_records(config, "train"),
                                                fraction=config.data.val_fraction,
                                                seed=config.seed)
     return (pretext_dataset(config, train_records, source, train=True),
-            pretext_dataset(config, val_records, source, train=False))
+            pretext_val_dataset(config, val_records, source))
 
 
 def pretrain(config: Config, out: Path, *, resume: bool = False,
@@ -114,7 +161,8 @@ def pretrain(config: Config, out: Path, *, resume: bool = False,
 
     Labels are never used for training. ``callbacks`` are added to the trainer's own. Besides
     the run directory's usual files, ``OUT/norm_layers.txt`` lists every norm layer's
-    ``T_l`` and ``P_l``.
+    ``T_l`` and ``P_l``, ``plots/curves.png`` shows loss and accuracy against clips seen and,
+    for ``classify``, ``plots/speed_confusion.png`` the speed confusion matrix.
     """
     L.seed_everything(config.seed, verbose=False)
     train_set, val_set = pretrain_datasets(config)
@@ -122,19 +170,39 @@ def pretrain(config: Config, out: Path, *, resume: bool = False,
     trainer = fit(task, ClipDataModule(config, train_set, val_set), config, out,
                   monitor="val/pretext_acc", resume=resume, callbacks=callbacks)
     pretext = config.pretext
-    metrics = {
-        **final_metrics(trainer, {"val/pretext_acc": "pretext_val_acc",
-                                  "val/speed_acc": "speed_val_acc",
-                                  "val/direction_acc": "direction_val_acc",
-                                  "val/loss": "val_loss"}),
-        "num_videos": len(val_set),
+    metrics = final_metrics(trainer, {"val/pretext_acc": "pretext_val_acc",
+                                      "val/speed_acc": "speed_val_acc",
+                                      "val/direction_acc": "direction_val_acc",
+                                      "val/loss": "val_loss", "train/epoch_loss": "train_loss"})
+    chance = {f"{name}_val_chance": round(value, 4)
+              for name, value in val_set.chance_levels().items()}
+    metrics |= chance
+    if task.speed_confusion is not None:
+        # null for a speed no held-out video is long enough for
+        metrics["speed_val_acc_per_speed"] = {
+            str(speed): None if np.isnan(value) else round(float(value), 4) for speed, value in
+            zip(pretext.speeds, per_class_accuracy(task.speed_confusion), strict=True)}
+    learned, reason = pretext_check(
+        accuracy=metrics.get("pretext_val_acc"), chance=chance["pretext_val_chance"],
+        train_loss=metrics.get("train_loss"), chance_loss=chance_loss(config))
+    grid = ("every speed x direction at "
+            f"{pretext.val_starts} evenly spaced starts per video, one clip per item"
+            if pretext.objective not in PretextGrid.SAMPLED else
+            f"{pretext.val_samples} fixed seeded samples per video")
+    metrics |= {
+        "pretext_learned": learned, "pretext_warning": reason,
+        "clips_seen": task.clips_seen,
+        "num_videos": val_set.num_videos,
         "protocol": {
-            "measured_on": f"{len(val_set)} held-out training videos "
-                           f"({config.data.val_fraction:.0%} per class, seed {config.seed})",
+            "measured_on": f"{val_set.num_videos} held-out training videos "
+                           f"({config.data.val_fraction:.0%} per class, seed {config.seed}); "
+                           f"{len(val_set)} fixed items, the same every epoch ({grid}), "
+                           "centre crop",
             "objective": pretext.objective,
             "accuracy": ("a clip counts when its speed and direction are both right"
                          if pretext.objective == "classify"
                          else "a sample counts when its whole clip order is right"),
+            "chance": "accuracy of always answering the grid's most frequent label",
             "speeds": list(pretext.speeds), "directions": list(pretext.directions),
             "num_clips": pretext.num_clips, "clip": config.clip.shape,
             "backbone": config.model.backbone, "norm": config.model.norm,
@@ -144,10 +212,60 @@ def pretrain(config: Config, out: Path, *, resume: bool = False,
         },
     }
     if trainer.is_global_zero:
-        atomic_write_text(Path(out) / "norm_layers.txt",
+        from playspeed.report import plot_confusion, plot_pretext_curves
+
+        out = Path(out)
+        atomic_write_text(out / "norm_layers.txt",
                           format_norm_table(task.backbone.norm_table()) + "\n")
-        write_json(Path(out) / "metrics.json", metrics)
+        write_json(out / "metrics.json", metrics)
+        plot_pretext_curves(out, out / "plots" / "curves.png", chance=metrics,
+                            chance_loss=chance_loss(config))
+        if task.speed_confusion is not None:
+            plot_confusion(task.speed_confusion, [f"{s}x" for s in pretext.speeds],
+                           out / "plots" / "speed_confusion.png",
+                           title=f"speed accuracy {metrics.get('speed_val_acc', math.nan):.1f}% "
+                                 f"(chance {chance['speed_val_chance']:.1f}%)")
+        if not learned:
+            print(f"warning: {reason}", file=sys.stderr)
     return metrics
+
+
+# A pretext counts as not learned when it ends within this many points of chance ...
+CHANCE_MARGIN_POINTS = 5.0
+# ... or when its final training loss is within this share of ln K (K-way chance loss).
+CHANCE_LOSS_MARGIN = 0.02
+ADVICE = ("try more clips (trainer.max_epochs, more videos), another optim.lr or "
+          "optim.warmup_epochs, or check that the videos move")
+
+
+def chance_loss(config: Config) -> float:
+    """Training loss of a model that knows nothing: ``ln K`` of the objective's ``K`` classes
+    (``classify``: speed and direction heads together, ``ln(S * D)``; ``sort``: ``ln N!``)."""
+    pretext = config.pretext
+    if pretext.objective == "sort":
+        return math.log(math.factorial(pretext.num_clips))
+    return math.log(len(pretext.speeds) * len(pretext.directions))
+
+
+def pretext_check(*, accuracy: float | None, chance: float, train_loss: float | None,
+                  chance_loss: float, margin: float = CHANCE_MARGIN_POINTS,
+                  loss_margin: float = CHANCE_LOSS_MARGIN) -> tuple[bool, str | None]:
+    """Did the pretext learn? ``(False, reason)`` when the validation accuracy (percent) is
+    below ``chance + margin`` points or the final training loss is at least
+    ``(1 - loss_margin) * chance_loss``; ``(True, None)`` otherwise. Missing readings (no
+    validation ran) count as not learned."""
+    accuracy = math.nan if accuracy is None else accuracy
+    train_loss = math.nan if train_loss is None else train_loss
+    problems = []
+    if not accuracy >= chance + margin:  # NaN fails too
+        problems.append(f"validation accuracy {accuracy:.1f}% is not {margin:g} points above "
+                        f"chance ({chance:.1f}%)")
+    if not train_loss < (1 - loss_margin) * chance_loss:
+        problems.append(f"final training loss {train_loss:.3f} is not {loss_margin:.0%} below "
+                        f"chance (ln K = {chance_loss:.3f})")
+    if not problems:
+        return True, None
+    return False, f"the pretext did not learn: {' and '.join(problems)}; {ADVICE}"
 
 
 def format_norm_table(table: list[tuple[str, int, int]]) -> str:

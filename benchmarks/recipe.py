@@ -1,0 +1,177 @@
+"""The CPU recipe over members of the synthetic family: does pretraining help on data the
+recipe was not tuned on?
+
+For every variant and seed: ``synth`` (the variant, that seed) -> ``prepare`` (its defaults)
+-> ``pretrain`` (``pretrain/synthetic_cpu``) -> ``finetune`` from the pretrained backbone and
+from scratch (``finetune/synthetic_cpu``, same budget) -> ``test`` -> frozen retrieval of the
+pretrained backbone; then one table: pretext speed and direction accuracy (with chance),
+video top-1 pretrained and scratch (with chance), retrieval top-1 (with chance), clips seen
+by each training, wall time of the chain.
+
+    python benchmarks/recipe.py --variants field,mirror --seeds 0,1,2 --out runs/recipe \\
+        --pretrain-override optim.lr=0.002
+    python benchmarks/recipe.py --variants default --seeds 0 --classes 3 --videos-per-class 4 \\
+        --frames 40 --size 64 48 --override trainer.max_epochs=1
+
+Stages are cached in ``OUT/<variant>/seed<S>/`` (a stage is done when its metrics file
+exists), so an interrupted run resumes. ``--pretrain-override`` / ``--finetune-override``
+(repeatable) go to one config, ``--override`` to both. Writes ``OUT/results.json`` and
+``OUT/table.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from playspeed.config import override_config
+from playspeed.console import quiet_dependencies
+from playspeed.data.sampling import constant_guess_accuracy
+from playspeed.demo import DemoScale, _stage, demo_configs
+from playspeed.io import atomic_write_text, write_json
+
+COLUMNS = {
+    "variant": "variant", "seed": "seed",
+    "speed": "pretext speed % (chance)", "direction": "pretext direction % (chance)",
+    "learned": "pretext learned",
+    "pretrained": "video top-1 pretrained", "scratch": "video top-1 scratch",
+    "video_chance": "video chance", "retrieval": "retrieval top-1 (chance)",
+    "pretext_clips": "pretext clips", "finetune_clips": "fine-tune clips", "wall": "wall (s)",
+}
+
+
+def run_chain(out: Path, *, variant: str, seed: int, scale: DemoScale,
+              log=print) -> dict:
+    """One variant and seed through the whole chain (cached stages); returns its row."""
+    from playspeed.data.prepare import REPORT, prepare_dataset
+    from playspeed.data.synthetic import write_dataset
+    from playspeed.tasks.checkpoints import load_task
+    from playspeed.tasks.data import load_records
+    from playspeed.tasks.evaluation import evaluate
+    from playspeed.tasks.finetune import finetune
+    from playspeed.tasks.pretext import pretrain
+    from playspeed.tasks.retrieval import retrieval_metrics
+
+    started = time.perf_counter()
+    data_root, store = out / "data", out / "store"
+    synth = {"variant": variant, "seed": seed, "videos_per_class": scale.videos_per_class,
+             "num_classes": scale.classes, "size": scale.video_size, "frames": scale.frames}
+    _stage(f"synth {variant} seed {seed}", data_root / "synth.json",
+           lambda: write_dataset(data_root, **synth), log)
+    _stage("prepare", store / REPORT, lambda: prepare_dataset(
+        "ucf101", videos=data_root / "UCF-101", splits=data_root / "ucfTrainTestlist",
+        out=store, workers=scale.workers), log)
+    pretrain_config, finetune_config = demo_configs(data_root, store, scale, seed)
+    finetune_config = override_config(finetune_config,
+                                      [f"model.norm={pretrain_config.model.norm}"])
+    pretext = _stage("pretrain", out / "pretrain" / "metrics.json",
+                     lambda: pretrain(pretrain_config, out / "pretrain"), log)
+    init = out / "pretrain" / "checkpoints" / "last.ckpt"
+    videos = {}
+    for name, weights in (("pretrained", init), ("scratch", None)):
+        run_dir = out / f"finetune_{name}"
+        tuned = _stage(f"fine-tune ({name})", run_dir / "metrics.json",
+                       lambda d=run_dir, w=weights: finetune(finetune_config, d, init=w), log)
+        test = _stage(f"test ({name})", run_dir / "test" / "metrics.json",
+                      lambda d=run_dir: evaluate(d / "checkpoints" / "last.ckpt",
+                                                 out=d / "test"), log)
+        videos[name] = (test["video_top1"], tuned.get("clips_seen"))
+    retrieval = _stage("retrieval (pretrained, frozen)", out / "retrieval" / "metrics.json",
+                       lambda: retrieval_metrics(load_task(init).backbone, finetune_config,
+                                                 out=out / "retrieval",
+                                                 num_clips=finetune_config.clip.test_clips),
+                       log)
+    test_labels = [r.label for r in load_records(finetune_config, "test")]
+    chance = constant_guess_accuracy(test_labels)
+    # Retrieval top-1 by chance: the share of gallery videos of the query's class, averaged.
+    gallery = [r.label for r in load_records(finetune_config, "train")]
+    retrieval_chance = 100 * sum(gallery.count(label) for label in test_labels) / (
+        len(gallery) * len(test_labels))
+    # Wall time of the whole chain, summed over the runs that built it (a resume adds on).
+    wall = out / "wall.json"
+    seconds = time.perf_counter() - started + (
+        json.loads(wall.read_text())["seconds"] if wall.is_file() else 0.0)
+    write_json(wall, {"seconds": seconds})
+    return {
+        "variant": variant, "seed": seed,
+        "speed_acc": pretext.get("speed_val_acc"), "speed_chance": pretext.get("speed_val_chance"),
+        "direction_acc": pretext.get("direction_val_acc"),
+        "direction_chance": pretext.get("direction_val_chance"),
+        "pretext_learned": pretext.get("pretext_learned"),
+        "video_top1_pretrained": videos["pretrained"][0],
+        "video_top1_scratch": videos["scratch"][0],
+        "video_chance": round(chance, 2), "retrieval_top1": retrieval["top1"],
+        "retrieval_chance": round(retrieval_chance, 2),
+        "pretext_clips": pretext.get("clips_seen"), "finetune_clips": videos["pretrained"][1],
+        "wall_s": round(seconds, 1),
+    }
+
+
+def _pair(value, chance) -> str:
+    return "-" if value is None else f"{value:.1f} ({chance:.1f})"
+
+
+def format_table(rows: list[dict]) -> str:
+    """A Markdown table, one row per variant and seed."""
+    lines = ["| " + " | ".join(COLUMNS.values()) + " |", "|" + "---|" * len(COLUMNS)]
+    for row in rows:
+        cells = [row["variant"], str(row["seed"]),
+                 _pair(row["speed_acc"], row["speed_chance"]),
+                 _pair(row["direction_acc"], row["direction_chance"]),
+                 {True: "yes", False: "no"}.get(row["pretext_learned"], "-"),
+                 f"{row['video_top1_pretrained']:.1f}", f"{row['video_top1_scratch']:.1f}",
+                 f"{row['video_chance']:.1f}",
+                 _pair(row["retrieval_top1"], row["retrieval_chance"]),
+                 str(row["pretext_clips"]), str(row["finetune_clips"]), f"{row['wall_s']:.0f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _list(text: str, kind=str) -> list:
+    return [kind(item) for item in text.split(",") if item.strip()]
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--variants", default="default", type=_list,
+                        help="comma-separated names of playspeed.data.synthetic.VARIANTS")
+    parser.add_argument("--seeds", default="0", type=lambda text: _list(text, int),
+                        help="comma-separated seeds (each: its own dataset and training)")
+    parser.add_argument("--out", type=Path, default=Path("runs/recipe"))
+    parser.add_argument("--classes", type=int, default=None,
+                        help="the first N classes of the variant's set (default all)")
+    parser.add_argument("--videos-per-class", type=int, default=20)
+    parser.add_argument("--frames", type=int, nargs="+", default=None,
+                        help="N or LOW HIGH (default: the variant's)")
+    parser.add_argument("--size", type=int, nargs=2, default=None, metavar=("W", "H"),
+                        help="video size (default: the variant's)")
+    parser.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
+                        help="config override for pretraining and fine-tuning")
+    parser.add_argument("--pretrain-override", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--finetune-override", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--workers", type=int, default=2, help="processes for prepare")
+    args = parser.parse_args(argv)
+    quiet_dependencies()  # as the CLI: stages and results, not the libraries' notices
+    frames = args.frames and tuple((args.frames * 2)[:2])
+    scale = DemoScale(classes=args.classes, videos_per_class=args.videos_per_class,
+                      frames=frames, video_size=args.size and tuple(args.size),
+                      pretrain=[*args.override, *args.pretrain_override],
+                      finetune=[*args.override, *args.finetune_override],
+                      pretrain_runs=(), workers=args.workers)
+    rows = []
+    for variant in args.variants:
+        for seed in args.seeds:
+            rows.append(run_chain(args.out / variant / f"seed{seed}", variant=variant,
+                                  seed=seed, scale=scale))
+    table = format_table(rows)
+    write_json(args.out / "results.json", {"settings": vars(args) | {"out": str(args.out)},
+                                           "rows": rows})
+    atomic_write_text(args.out / "table.md", table + "\n")
+    print(table)
+    return rows
+
+
+if __name__ == "__main__":
+    main()
