@@ -32,4 +32,4 @@ def test_bare_step_and_loop_measure_the_same_model_and_batch(train_loop, tiny_co
 
 def test_loop_clock_refuses_a_run_too_short_to_time(train_loop):
     with pytest.raises(RuntimeError, match="fewer than 2 epochs"):
-        train_loop.LoopClock().clips_per_second
+        _ = train_loop.LoopClock().clips_per_second
