@@ -144,4 +144,7 @@ def make_loader(dataset: Dataset, config: Config, *, train: bool, num_replicas: 
         drop_last=train and len(sampler) >= batch_size,
         pin_memory=torch.cuda.is_available(),
         prefetch_factor=4 if workers > 0 else None,
+        # Workers live across epochs (no restart per epoch); the epoch still reaches them
+        # through the dataset's shared seeding (EpochSeeded).
+        persistent_workers=workers > 0,
     )
