@@ -48,3 +48,15 @@ def test_debug_shows_the_traceback(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(PlayspeedError):
         main(["--debug", "test", "--ckpt", "absent.ckpt"])
+
+
+def test_prepare_stores_frames_at_the_size_asked(synth_root, tmp_path, capsys):
+    from playspeed.data import FrameStore, build_records
+
+    store = tmp_path / "store"
+    assert main(["prepare", "--dataset", "ucf101", "--videos", str(synth_root / "UCF-101"),
+                 "--splits", str(synth_root / "ucfTrainTestlist"), "--out", str(store),
+                 "--resize", "40", "53"]) == 0
+    record = build_records("ucf101", videos=synth_root / "UCF-101",
+                           splits=synth_root / "ucfTrainTestlist", split=1, subset="test")[0]
+    assert FrameStore(store).read(record, [0, 1]).shape == (2, 40, 53, 3)

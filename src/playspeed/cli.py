@@ -78,8 +78,12 @@ def _build_parser(handlers: dict[str, Callable[[argparse.Namespace], int | None]
     p.add_argument("--list-file", type=Path, default=None, help="folder: a list of videos")
     p.add_argument("--out", type=Path, required=True, help="store directory")
     p.add_argument("--workers", type=int, default=1)
-    p.add_argument("--short-side", action="store_true",
-                   help="resize the short side to 128 keeping aspect (default: 128x171)")
+    size = p.add_mutually_exclusive_group()
+    size.add_argument("--resize", type=int, nargs=2, default=None, metavar=("H", "W"),
+                      help="frame size in the store (default: 128 171); the config's "
+                           "clip.resize spares the loader resizing every clip")
+    size.add_argument("--short-side", action="store_true",
+                      help="resize the short side to 128 keeping aspect (default: 128x171)")
     p.add_argument("--format", choices=("jpeg", "raw"), default="jpeg",
                    help="jpeg: ~10x smaller; raw: uncompressed uint8, fastest reads")
     p.add_argument("--quality", type=int, default=90, help="JPEG quality")
@@ -180,6 +184,7 @@ def _run_prepare(args: argparse.Namespace) -> int:
         args.dataset, videos=args.videos, out=args.out, splits=args.splits,
         list_file=args.list_file, skip_missing=args.skip_missing, fmt=args.format,
         quality=args.quality, short_side=128 if args.short_side else None,
+        **({"resize": tuple(args.resize)} if args.resize else {}),
         workers=args.workers, log=lambda line: tqdm.write(line, file=sys.stderr))
     if report.available == 0:
         raise PlayspeedError(f"{args.out}: no video could be prepared "
