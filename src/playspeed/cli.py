@@ -14,6 +14,7 @@ from pathlib import Path
 
 from playspeed import __version__
 from playspeed.errors import PlayspeedError
+from playspeed.objectives import OBJECTIVES
 
 
 def _add_overrides(parser: argparse.ArgumentParser) -> None:
@@ -113,6 +114,8 @@ def _build_parser(handlers: dict[str, Callable[[argparse.Namespace], int | None]
     p.add_argument("--out", type=Path, default=Path("clips.png"), help="PNG to write")
     p.add_argument("--clip-len", type=int, default=16, help="frames per clip")
     p.add_argument("--num-clips", type=int, default=3, help="clips per sample")
+    p.add_argument("--objective", default="classify", choices=list(OBJECTIVES),
+                   help="how the clips are drawn (pretext.objective)")
     p.add_argument("--speeds", default="1,2,4,8", help="frame skips, comma-separated")
     p.add_argument("--size", type=int, default=112, help="crop size (frames are 128x171 first)")
     p.add_argument("--frames", type=int, default=8, help="frames drawn per clip")
@@ -178,7 +181,8 @@ def _run_show(args: argparse.Namespace) -> int:
         raise PlayspeedError(f"--speeds: expected comma-separated integers, got "
                              f"{args.speeds!r}") from None
     out = show_video(args.video, out=args.out, clip_len=args.clip_len, speeds=speeds,
-                     num_clips=args.num_clips, size=args.size, frames_per_row=args.frames,
+                     num_clips=args.num_clips, objective=args.objective, size=args.size,
+                     frames_per_row=args.frames,
                      seed=args.seed)
     print(f"wrote {out}")
     return 0

@@ -6,11 +6,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from playspeed.data.sampling import (
-    classify_target,
     clip_indices,
     clip_span,
     fitting_signed_speeds,
     min_pretext_frames,
+    objective_target,
     permutations,
     sample_clip,
     sample_pretext,
@@ -199,7 +199,7 @@ def test_classify_target_indexes_the_configured_sets(speeds, directions, seed):
     num_clips = min(3, len(speeds) * len(directions))
     draw = sample_pretext(500, clip_len=8, speeds=speeds, directions=directions,
                           num_clips=num_clips, rng=np.random.default_rng(seed))
-    target = classify_target(draw, speeds=speeds, directions=directions)
+    target = objective_target("classify", draw, speeds=speeds, directions=directions)
     assert target.shape == (num_clips, 2) and target.dtype == np.int64
     assert [speeds[i] for i in target[:, 0]] == draw.speed.tolist()
     assert [directions[i] for i in target[:, 1]] == draw.direction.tolist()
