@@ -48,6 +48,15 @@ def _build_parser(handlers: dict[str, Callable[[argparse.Namespace], int | None]
     p.add_argument("--quick", action="store_true", help="small settings: under 10 min on 2 CPUs")
     p.add_argument("--seed", type=int, default=0)
 
+    p = command("compare", "pretrain each pretext objective at the same budget in clips seen, "
+                           "fine-tune each the same way, write one table and chart")
+    p.add_argument("--objectives", default=",".join(OBJECTIVES),
+                   help=f"comma-separated, from {', '.join(OBJECTIVES)} (classify with TGN and "
+                        "BN and scratch are always included)")
+    p.add_argument("--out", type=Path, default=Path("runs/compare"), help="run directory")
+    p.add_argument("--quick", action="store_true", help="the demo's quick scale (2 CPU cores)")
+    p.add_argument("--seed", type=int, default=0)
+
     p = command("synth", "write a synthetic action dataset in the UCF-101 layout")
     p.add_argument("out", type=Path, metavar="DIR")
     p.add_argument("--classes", type=int, default=None, help="number of classes (default: all)")
@@ -305,8 +314,17 @@ def _run_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = ("demo", "synth", "prepare", "pretrain", "finetune", "test", "retrieve", "extract",
-            "probe", "show", "speed")
+def _run_compare(args: argparse.Namespace) -> int:
+    from playspeed.compare import run_compare
+
+    objectives = [o.strip() for o in args.objectives.split(",") if o.strip()]
+    run_compare(args.out, objectives=objectives, quick=args.quick, seed=args.seed)
+    print(f"report: {args.out / 'compare.md'}")
+    return 0
+
+
+COMMANDS = ("demo", "compare", "synth", "prepare", "pretrain", "finetune", "test", "retrieve",
+            "extract", "probe", "show", "speed")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
