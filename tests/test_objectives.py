@@ -51,3 +51,11 @@ def test_independent_draws_take_any_number_of_clips():
     # direction and rotation draw each clip's label on their own: 8 clips of 2 classes is fine
     assert load_config("pretrain/synthetic_cpu", ["pretext.objective=direction",
                                                   "pretext.num_clips=8"])
+
+
+def test_published_clips_per_sample_where_they_differ():
+    # the arrow of time and 3DRotNet classify one clip at a time; the rest use 3 (or N)
+    assert {name: o.published_clips for name, o in OBJECTIVES.items() if o.published_clips} \
+        == {"direction": 1, "rotation": 1}
+    assert get_objective("classify").accuracy_rule() == \
+        "a clip counts when its speed and direction are both right"

@@ -56,6 +56,7 @@ def _build_parser(handlers: dict[str, Callable[[argparse.Namespace], int | None]
     p.add_argument("--out", type=Path, default=Path("runs/compare"), help="run directory")
     p.add_argument("--quick", action="store_true", help="the demo's quick scale (2 CPU cores)")
     p.add_argument("--seed", type=int, default=0)
+    _add_overrides(p)
 
     p = command("synth", "write a synthetic action dataset in the UCF-101 layout")
     p.add_argument("out", type=Path, metavar="DIR")
@@ -318,7 +319,8 @@ def _run_compare(args: argparse.Namespace) -> int:
     from playspeed.compare import run_compare
 
     objectives = [o.strip() for o in args.objectives.split(",") if o.strip()]
-    run_compare(args.out, objectives=objectives, quick=args.quick, seed=args.seed)
+    run_compare(args.out, objectives=objectives, quick=args.quick, seed=args.seed,
+                overrides=args.overrides)
     print(f"report: {args.out / 'compare.md'}")
     return 0
 

@@ -29,10 +29,6 @@ from playspeed.errors import PlayspeedError
 from playspeed.objectives import OBJECTIVES
 
 DEFAULT_OBJECTIVES = tuple(OBJECTIVES)
-# Clips per sample in each objective's published setting where it differs from the
-# playback-speed paper's 3: the arrow of time (Wei et al.) and 3DRotNet (Jing et al.)
-# classify one clip at a time.
-PUBLISHED_CLIPS = {"direction": 1, "rotation": 1}
 
 
 def row_name(objective: str, norm: str) -> str:
@@ -81,10 +77,11 @@ def _train_videos(config: Config) -> int:
 
 def comparison_configs(pretrain_config: Config, objectives: Sequence[str]
                        ) -> dict[str, Config]:
-    """The pretrain config of every row (``classify`` with TGN and BN first), at equal cost."""
+    """The pretrain config of every row (``classify`` with TGN first, with BN last), at equal
+    cost; each objective takes its published clips per sample, else the config's."""
     clips = pretrain_config.pretext.num_clips
     runs = {row_name(o, "tgn"): [f"pretext.objective={o}", "model.norm=tgn",
-                                 f"pretext.num_clips={PUBLISHED_CLIPS.get(o, clips)}"]
+                                 f"pretext.num_clips={OBJECTIVES[o].published_clips or clips}"]
             for o in ("classify", *objectives)}
     runs["classify_bn"] = [*runs["classify"], "model.norm=bn"]
     configs = {name: override_config(pretrain_config, overrides)
@@ -98,11 +95,13 @@ def comparison_configs(pretrain_config: Config, objectives: Sequence[str]
 
 def run_compare(out: Path, *, objectives: Sequence[str] = DEFAULT_OBJECTIVES,
                 quick: bool = True, seed: int = 0, scale: DemoScale | None = None,
-                log: Callable[[str], None] = print) -> dict[str, dict[str, float]]:
+                overrides: Sequence[str] = (), log: Callable[[str], None] = print
+                ) -> dict[str, dict[str, float]]:
     """Run (or resume) the comparison under ``out``; returns the results table by row.
 
     Writes ``compare.md`` (table and chart), ``results.json`` and ``plots/compare.png``.
-    ``scale`` overrides the quick/full presets (the tests run a tiny one).
+    ``scale`` overrides the quick/full presets (the tests run a tiny one); ``overrides``
+    (dotted ``key=value``) apply to every pretraining and fine-tuning alike.
     """
     from playspeed.demo import prepare_data
     from playspeed.report import write_compare_report
@@ -115,9 +114,10 @@ def run_compare(out: Path, *, objectives: Sequence[str] = DEFAULT_OBJECTIVES,
     scale = scale or (QUICK if quick else FULL)
     out = Path(out)
     claim_run_dir(out, {"seed": seed, "mode": "quick" if quick else "full",
-                        "objectives": list(objectives), "scale": asdict(scale)},
-                  kind="compare")
-    pretrain_config, finetune_config = prepare_data(out, scale, seed, log)
+                        "objectives": list(objectives), "scale": asdict(scale),
+                        "overrides": list(overrides)}, kind="compare")
+    pretrain_config, finetune_config = (override_config(config, list(overrides))
+                                        for config in prepare_data(out, scale, seed, log))
     configs = comparison_configs(pretrain_config, objectives)
     rows: dict[str, dict[str, Any]] = {"scratch": downstream_row(
         out, "scratch", row_label("scratch"), init=None, norm=finetune_config.model.norm,

@@ -39,6 +39,8 @@ class Objective:
         forward_only: draws forward clips only (whatever ``pretext.directions`` says).
         normal_speed_only: draws frame skip 1 only (whatever ``pretext.speeds`` says).
         order_by: order objectives: ``"signed_speed"`` or ``"time"``.
+        published_clips: clips per sample in the objective's published setting, where it
+            differs from the playback-speed paper's 3 (``playspeed compare`` uses it).
     """
 
     name: str
@@ -49,6 +51,7 @@ class Objective:
     forward_only: bool = False
     normal_speed_only: bool = False
     order_by: str | None = None
+    published_clips: int | None = None
 
     @property
     def per_clip(self) -> bool:
@@ -92,8 +95,8 @@ class Objective:
         """What counts as a hit, for the ``protocol`` entry of ``metrics.json``."""
         if not self.per_clip:
             return "a sample counts when its whole clip order is right"
-        return f"a clip counts when its {' and '.join(self.readings)} are all right" \
-            if len(self.readings) > 1 else f"a clip counts when its {self.readings[0]} is right"
+        verb = "is" if len(self.readings) == 1 else "are both"
+        return f"a clip counts when its {' and '.join(self.readings)} {verb} right"
 
 
 OBJECTIVES: dict[str, Objective] = {o.name: o for o in (
@@ -105,7 +108,7 @@ OBJECTIVES: dict[str, Objective] = {o.name: o for o in (
               "ECCV 2020)", ("speed",), "distinct", forward_only=True),
     Objective("direction", "forward or reversed, at normal speed",
               "arrow of time, Wei et al., CVPR 2018", ("direction",), "independent",
-              normal_speed_only=True),
+              normal_speed_only=True, published_clips=1),
     Objective("sort", "the permutation that orders the clips by signed speed",
               "Cho et al., arXiv 2003.02692v1", ("order",), "distinct", order_by="signed_speed"),
     Objective("vcop", "the permutation that puts consecutive clips back in temporal order",
@@ -113,7 +116,7 @@ OBJECTIVES: dict[str, Objective] = {o.name: o for o in (
               normal_speed_only=True, order_by="time"),
     Objective("rotation", "each clip's rotation (0, 90, 180, 270 degrees)",
               "3DRotNet, Jing et al., arXiv 1811.11387 (2018)", ("rotation",), "independent",
-              forward_only=True, normal_speed_only=True),
+              forward_only=True, normal_speed_only=True, published_clips=1),
 )}
 
 
