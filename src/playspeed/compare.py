@@ -68,11 +68,9 @@ def budget_overrides(config: Config, reference: Config, *, train_videos: int,
 
 def _train_videos(config: Config) -> int:
     """Pretext training samples per epoch (videos long enough for the objective)."""
-    from playspeed.tasks.data import build_source, holdout_split, load_records, pretext_dataset
+    from playspeed.tasks.pretext import pretrain_datasets
 
-    records, _ = holdout_split(load_records(config, "train"), fraction=config.data.val_fraction,
-                               seed=config.seed)
-    return len(pretext_dataset(config, records, build_source(config), train=True))
+    return len(pretrain_datasets(config)[0])
 
 
 def comparison_configs(pretrain_config: Config, objectives: Sequence[str]
