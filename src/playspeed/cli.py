@@ -14,6 +14,7 @@ from pathlib import Path
 
 from playspeed import __version__
 from playspeed.errors import PlayspeedError
+from playspeed.objectives import OBJECTIVES
 
 
 def _add_overrides(parser: argparse.ArgumentParser) -> None:
@@ -46,6 +47,16 @@ def _build_parser(handlers: dict[str, Callable[[argparse.Namespace], int | None]
     p.add_argument("--out", type=Path, default=Path("runs/demo"), help="run directory")
     p.add_argument("--quick", action="store_true", help="small settings: under 10 min on 2 CPUs")
     p.add_argument("--seed", type=int, default=0)
+
+    p = command("compare", "pretrain each pretext objective at the same budget in clips seen, "
+                           "fine-tune each the same way, write one table and chart")
+    p.add_argument("--objectives", default=",".join(OBJECTIVES),
+                   help=f"comma-separated, from {', '.join(OBJECTIVES)} (classify with TGN and "
+                        "BN and scratch are always included)")
+    p.add_argument("--out", type=Path, default=Path("runs/compare"), help="run directory")
+    p.add_argument("--quick", action="store_true", help="the demo's quick scale (2 CPU cores)")
+    p.add_argument("--seed", type=int, default=0)
+    _add_overrides(p)
 
     p = command("synth", "write a synthetic action dataset in the UCF-101 layout")
     p.add_argument("out", type=Path, metavar="DIR")
@@ -131,6 +142,8 @@ def _build_parser(handlers: dict[str, Callable[[argparse.Namespace], int | None]
     p.add_argument("--out", type=Path, default=Path("clips.png"), help="PNG to write")
     p.add_argument("--clip-len", type=int, default=16, help="frames per clip")
     p.add_argument("--num-clips", type=int, default=3, help="clips per sample")
+    p.add_argument("--objective", default="classify", choices=list(OBJECTIVES),
+                   help="how the clips are drawn (pretext.objective)")
     p.add_argument("--speeds", default="1,2,4,8", help="frame skips, comma-separated")
     p.add_argument("--size", type=int, default=112, help="crop size (frames are 128x171 first)")
     p.add_argument("--frames", type=int, default=8, help="frames drawn per clip")
@@ -206,7 +219,8 @@ def _run_show(args: argparse.Namespace) -> int:
         raise PlayspeedError(f"--speeds: expected comma-separated integers, got "
                              f"{args.speeds!r}") from None
     out = show_video(args.video, out=args.out, clip_len=args.clip_len, speeds=speeds,
-                     num_clips=args.num_clips, size=args.size, frames_per_row=args.frames,
+                     num_clips=args.num_clips, objective=args.objective, size=args.size,
+                     frames_per_row=args.frames,
                      seed=args.seed)
     print(f"wrote {out}")
     return 0
@@ -330,8 +344,18 @@ def _run_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = ("demo", "synth", "prepare", "pretrain", "finetune", "test", "retrieve", "extract",
-            "probe", "show", "speed")
+def _run_compare(args: argparse.Namespace) -> int:
+    from playspeed.compare import run_compare
+
+    objectives = [o.strip() for o in args.objectives.split(",") if o.strip()]
+    run_compare(args.out, objectives=objectives, quick=args.quick, seed=args.seed,
+                overrides=args.overrides)
+    print(f"report: {args.out / 'compare.md'}")
+    return 0
+
+
+COMMANDS = ("demo", "compare", "synth", "prepare", "pretrain", "finetune", "test", "retrieve",
+            "extract", "probe", "show", "speed")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

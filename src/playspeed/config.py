@@ -17,11 +17,11 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from playspeed.errors import PlayspeedError
+from playspeed.objectives import OBJECTIVES
 
 BACKBONES = ("c3d", "r3d_10", "r3d_18", "r2plus1d_10", "r2plus1d_18")
 NORMS = ("bn", "tgn", "gn")
 DATASETS = ("ucf101", "hmdb51", "folder")
-OBJECTIVES = ("classify", "sort")
 MEMORY_FORMATS = ("contiguous", "channels_last_3d")
 # Kinetics statistics, the usual normalisation of the field's 3D CNNs.
 KINETICS_MEAN = (0.432, 0.398, 0.377)
@@ -71,13 +71,15 @@ class ModelConfig:
 
 @dataclass
 class PretextConfig:
-    objective: str = "classify"  # classify (speed class + direction) | sort (clip order)
+    # classify | speed | direction | sort | vcop | rotation (playspeed/objectives.py)
+    objective: str = "classify"
     speeds: list[int] = field(default_factory=lambda: [1, 2, 4, 8])
     directions: list[int] = field(default_factory=lambda: [1, -1])
-    num_clips: int = 3
+    num_clips: int = 3  # clips per sample (vcop: the tuple length, 3 in VCOP)
     joint: bool = False  # classify: one softmax over signed speeds instead of two heads
+    clip_gap: int = 8  # vcop: frames between consecutive clips of a tuple (VCOP's interval)
     # Validation grid (same clips every epoch): starts per speed x direction per video for
-    # one-clip objectives; seeded samples per video for sort.
+    # per-clip objectives; seeded samples per video for clip-order objectives (sort, vcop).
     val_starts: int = 2
     val_samples: int = 4
 
@@ -235,17 +237,24 @@ def validate(config: Config, *, source: str = "config") -> None:
     one_of(config.model.norm, NORMS, "model.norm")
     check(config.model.frames_per_group >= 1, "model.frames_per_group", "must be >= 1")
     check(config.model.width > 0, "model.width", "must be > 0")
-    one_of(config.pretext.objective, OBJECTIVES, "pretext.objective")
+    one_of(config.pretext.objective, tuple(OBJECTIVES), "pretext.objective")
+    objective = OBJECTIVES[config.pretext.objective]
     speeds, directions = config.pretext.speeds, config.pretext.directions
     check(len(speeds) >= 1 and min(speeds) >= 1 and len(set(speeds)) == len(speeds),
           "pretext.speeds", "must be distinct frame skips >= 1")
     check(len(directions) >= 1 and set(directions) <= {1, -1}
           and len(set(directions)) == len(directions),
           "pretext.directions", "must be a subset of [1, -1]")
-    check(1 <= config.pretext.num_clips <= len(speeds) * len(directions), "pretext.num_clips",
-          f"must be between 1 and the number of signed speeds ({len(speeds) * len(directions)})")
-    check(config.pretext.objective != "sort" or 2 <= config.pretext.num_clips <= 5,
-          "pretext.num_clips", "must be 2-5 for the sort objective (num_clips! classes)")
+    most = objective.max_clips(speeds=speeds, directions=directions) or config.pretext.num_clips
+    check(1 <= config.pretext.num_clips <= most, "pretext.num_clips",
+          f"must be between 1 and the number of signed speeds {objective.name} draws ({most})")
+    check(objective.per_clip or 2 <= config.pretext.num_clips <= 5, "pretext.num_clips",
+          f"must be 2-5 for the {objective.name} objective (num_clips! classes)")
+    check(all(n >= 2 for n in objective.num_classes(
+        speeds=speeds, directions=directions, num_clips=config.pretext.num_clips).values()),
+        "pretext", f"leaves the {objective.name} objective a single class to predict "
+        "(e.g. direction needs directions [1, -1])")
+    check(config.pretext.clip_gap >= 0, "pretext.clip_gap", "must be >= 0")
     check(config.pretext.val_starts >= 1 and config.pretext.val_samples >= 1,
           "pretext.val_starts/val_samples", "must be >= 1")
     one_of(config.optim.name, ("sgd", "adamw"), "optim.name")

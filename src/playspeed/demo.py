@@ -78,16 +78,16 @@ def _stage(name: str, done: Path, run: Callable[[], Any], log: Callable[[str], N
     return json.loads(done.read_text()) if done.suffix == ".json" else {}
 
 
-def claim_run_dir(out: Path, settings: dict[str, Any]) -> None:
-    """Record the demo's settings in ``out/demo.json``; refuse a directory made by a demo
+def claim_run_dir(out: Path, settings: dict[str, Any], *, kind: str = "demo") -> None:
+    """Record the run's settings in ``out/<kind>.json``; refuse a directory made by a run
     with other settings, whose cached stages would otherwise be reused silently."""
-    manifest = out / "demo.json"
+    manifest = out / f"{kind}.json"
     settings = json.loads(json.dumps(settings))  # tuples -> lists, as read back
     if manifest.is_file():
         found = json.loads(manifest.read_text())
         if found != settings:
             changed = ", ".join(sorted(k for k in settings if found.get(k) != settings[k]))
-            raise PlayspeedError(f"{out}: holds a demo run with other settings ({changed} "
+            raise PlayspeedError(f"{out}: holds a {kind} run with other settings ({changed} "
                                  "differ); use another --out or delete it")
         return
     out.mkdir(parents=True, exist_ok=True)
@@ -103,28 +103,13 @@ def demo_configs(data_root: Path, store: Path, scale: DemoScale, seed: int
             load_config("finetune/synthetic_cpu", data + scale.finetune))
 
 
-def run_demo(out: Path, *, quick: bool = True, seed: int = 0, scale: DemoScale | None = None,
-             log: Callable[[str], None] = print) -> dict[str, dict[str, float]]:
-    """Run (or resume) the demo under ``out``; returns the results table by row.
-
-    ``scale`` overrides the quick/full presets (the tests run a tiny one).
-    """
+def prepare_data(out: Path, scale: DemoScale, seed: int, log: Callable[[str], None]
+                 ) -> tuple[Config, Config]:
+    """The synthetic dataset and its frame store under ``out`` (cached stages); returns the
+    pretrain and fine-tune configs that point at them."""
     from playspeed.data.prepare import REPORT, prepare_dataset
     from playspeed.data.synthetic import write_dataset
-    from playspeed.report import write_demo_report
-    from playspeed.tasks.base import backbone_from_config
-    from playspeed.tasks.evaluation import evaluate
-    from playspeed.tasks.features import FeatureCache
-    from playspeed.tasks.finetune import finetune
-    from playspeed.tasks.pretext import pretrain
-    from playspeed.tasks.probe import probe_metrics
-    from playspeed.tasks.retrieval import retrieval_metrics
-    from playspeed.tasks.trainer import last_checkpoint
 
-    scale = scale or (QUICK if quick else FULL)
-    out = Path(out)
-    claim_run_dir(out, {"seed": seed, "mode": "quick" if quick else "full",
-                        "scale": asdict(scale)})
     data_root, store = out / "data", out / "store"
     _stage("synthetic dataset", data_root / "synth.json", lambda: write_dataset(
         data_root, num_classes=scale.classes, videos_per_class=scale.videos_per_class,
@@ -133,60 +118,98 @@ def run_demo(out: Path, *, quick: bool = True, seed: int = 0, scale: DemoScale |
     _stage("frame store", store / REPORT, lambda: prepare_dataset(
         "ucf101", videos=data_root / "UCF-101", splits=data_root / "ucfTrainTestlist",
         out=store, resize=tuple(pretrain_config.clip.resize), workers=scale.workers), log)
+    return pretrain_config, finetune_config
 
-    def train(stage, run_dir, fn):
-        resume = last_checkpoint(run_dir).is_file()
-        return _stage(stage, run_dir / "metrics.json", lambda: fn(resume), log)
 
+def train_stage(stage: str, run_dir: Path, fn: Callable[[bool], Any],
+                log: Callable[[str], None]) -> dict:
+    """A cached training stage that resumes from ``last.ckpt`` when it was interrupted."""
+    from playspeed.tasks.trainer import last_checkpoint
+
+    resume = last_checkpoint(run_dir).is_file()
+    return _stage(stage, run_dir / "metrics.json", lambda: fn(resume), log)
+
+
+def pretrain_row(out: Path, name: str, label: str, config: Config,
+                 log: Callable[[str], None]) -> tuple[dict, Path]:
+    """Pretrain ``out/pretrain_<name>`` (cached); returns its metrics and last checkpoint."""
+    from playspeed.tasks.pretext import pretrain
+
+    run_dir = out / f"pretrain_{name}"
+    metrics = train_stage(f"pretrain ({label})", run_dir,
+                          lambda resume: pretrain(config, run_dir, resume=resume), log)
+    return metrics, run_dir / "checkpoints" / "last.ckpt"
+
+
+def downstream_row(out: Path, name: str, label: str, *, init: Path | None, norm: str,
+                   finetune_config: Config, seed: int, log: Callable[[str], None]
+                   ) -> dict[str, float]:
+    """Fine-tune (from ``init``, or from scratch) and test, then retrieval and k-NN / linear
+    probe on the frozen backbone (random init for scratch), each a cached stage under
+    ``out``; returns the row's readings."""
+    from playspeed.tasks.base import backbone_from_config
+    from playspeed.tasks.evaluation import evaluate
+    from playspeed.tasks.features import FeatureCache
+    from playspeed.tasks.finetune import finetune
+    from playspeed.tasks.probe import probe_metrics
+    from playspeed.tasks.retrieval import retrieval_metrics
+
+    config = override_config(finetune_config, [f"model.norm={norm}"])
+    run_dir = out / f"finetune_{name}"
+    train_stage(f"fine-tune ({label})", run_dir,
+                lambda resume: finetune(config, run_dir, init=init, resume=resume), log)
+    test_metrics = _stage(f"test ({label})", run_dir / "test" / "metrics.json",
+                          lambda: evaluate(run_dir / "checkpoints" / "last.ckpt",
+                                           out=run_dir / "test"), log)
+    if init is not None:
+        from playspeed.tasks.checkpoints import load_task
+
+        backbone = load_task(init).backbone
+    else:
+        import lightning as L
+
+        L.seed_everything(seed, verbose=False)
+        backbone = backbone_from_config(config)
+    cache = FeatureCache(out / "features")
+    retrieval = _stage(f"retrieval ({label})", out / f"retrieval_{name}" / "metrics.json",
+                       lambda: retrieval_metrics(
+                           backbone, finetune_config, out=out / f"retrieval_{name}", cache=cache,
+                           num_clips=finetune_config.clip.test_clips, label=label), log)
+    probe = _stage(f"k-NN and linear probe ({label})", out / f"probe_{name}" / "metrics.json",
+                   lambda: probe_metrics(backbone, finetune_config, out=out / f"probe_{name}",
+                                         cache=cache, label=label), log)
+    return {"video_top1": test_metrics["video_top1"], "clip_top1": test_metrics["clip_top1"],
+            "retrieval_top1": retrieval["top1"], "retrieval_top5": retrieval["top5"],
+            "knn_top1": probe["knn_top1"], "linear_top1": probe["linear_top1"]}
+
+
+def run_demo(out: Path, *, quick: bool = True, seed: int = 0, scale: DemoScale | None = None,
+             log: Callable[[str], None] = print) -> dict[str, dict[str, float]]:
+    """Run (or resume) the demo under ``out``; returns the results table by row.
+
+    ``scale`` overrides the quick/full presets (the tests run a tiny one).
+    """
+    from playspeed.report import write_demo_report
+
+    scale = scale or (QUICK if quick else FULL)
+    out = Path(out)
+    claim_run_dir(out, {"seed": seed, "mode": "quick" if quick else "full",
+                        "scale": asdict(scale)})
+    pretrain_config, finetune_config = prepare_data(out, scale, seed, log)
     rows: dict[str, dict[str, float]] = {}
     warnings: dict[str, str] = {}  # pretext runs that did not learn
     for name in ("scratch", *scale.pretrain_runs):
         row: dict[str, float] = {}
-        init = None
+        init, norm = None, finetune_config.model.norm
         if name != "scratch":
             config = override_config(pretrain_config, PRETRAIN_VARIANTS[name])
-            run_dir = out / f"pretrain_{name}"
-            metrics = train(f"pretrain ({ROW_NAMES[name]})", run_dir,
-                            lambda resume, c=config, d=run_dir: pretrain(c, d, resume=resume))
+            metrics, init = pretrain_row(out, name, ROW_NAMES[name], config, log)
             row["pretext_acc"] = metrics.get("pretext_val_acc", float("nan"))
             if metrics.get("pretext_warning"):
                 warnings[name] = metrics["pretext_warning"]
-            init = run_dir / "checkpoints" / "last.ckpt"
-            backbone_config = config
-        else:
-            backbone_config = finetune_config
-        config = override_config(finetune_config, [f"model.norm={backbone_config.model.norm}"])
-        run_dir = out / f"finetune_{name}"
-        train(f"fine-tune ({ROW_NAMES[name]})", run_dir,
-              lambda resume, c=config, d=run_dir, i=init: finetune(c, d, init=i, resume=resume))
-        test_metrics = _stage(f"test ({ROW_NAMES[name]})", run_dir / "test" / "metrics.json",
-                              lambda d=run_dir: evaluate(d / "checkpoints" / "last.ckpt",
-                                                         out=d / "test"), log)
-        row["video_top1"] = test_metrics["video_top1"]
-        row["clip_top1"] = test_metrics["clip_top1"]
-        if init is not None:
-            from playspeed.tasks.checkpoints import load_task
-
-            backbone = load_task(init).backbone
-        else:
-            import lightning as L
-
-            L.seed_everything(seed, verbose=False)
-            backbone = backbone_from_config(backbone_config)
-        cache = FeatureCache(out / "features")
-        retrieval = _stage(f"retrieval ({ROW_NAMES[name]})",
-                           out / f"retrieval_{name}" / "metrics.json",
-                           lambda b=backbone, c=cache, n=name: retrieval_metrics(
-                               b, finetune_config, out=out / f"retrieval_{n}", cache=c,
-                               num_clips=finetune_config.clip.test_clips, label=ROW_NAMES[n]),
-                           log)
-        row["retrieval_top1"], row["retrieval_top5"] = retrieval["top1"], retrieval["top5"]
-        probe = _stage(f"k-NN and linear probe ({ROW_NAMES[name]})",
-                       out / f"probe_{name}" / "metrics.json",
-                       lambda b=backbone, c=cache, n=name: probe_metrics(
-                           b, finetune_config, out=out / f"probe_{n}", cache=c,
-                           label=ROW_NAMES[n]), log)
-        row["knn_top1"], row["linear_top1"] = probe["knn_top1"], probe["linear_top1"]
+            norm = config.model.norm
+        row.update(downstream_row(out, name, ROW_NAMES[name], init=init, norm=norm,
+                                  finetune_config=finetune_config, seed=seed, log=log))
         rows[name] = row
     write_demo_report(out, rows, row_names=ROW_NAMES, quick=quick, seed=seed,
                       warnings=warnings)

@@ -6,6 +6,7 @@ import csv
 import io
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -210,14 +211,93 @@ DEMO_COLUMNS = {
 }
 
 
-def results_table(rows: dict[str, dict[str, float]], row_names: dict[str, str]) -> str:
+COMPARE_COLUMNS = {
+    "pretext_acc": "pretext acc",
+    "chance": "pretext chance",
+    "video_top1": "video top-1",
+    "retrieval_top1": "retrieval top-1",
+    "retrieval_top5": "retrieval top-5",
+    "knn_top1": "k-NN top-1",
+    "linear_top1": "linear probe",
+}
+
+
+def results_table(rows: dict[str, dict[str, float]], row_names: dict[str, str],
+                  columns: dict[str, str] = DEMO_COLUMNS) -> str:
     """A Markdown table: one row per model, one column per reading (percent)."""
-    header = "| model | " + " | ".join(DEMO_COLUMNS.values()) + " |"
-    lines = [header, "|---|" + "---:|" * len(DEMO_COLUMNS)]
+    header = "| model | " + " | ".join(columns.values()) + " |"
+    lines = [header, "|---|" + "---:|" * len(columns)]
     for name, row in rows.items():
-        cells = [f"{row[key]:.1f}" if key in row else "-" for key in DEMO_COLUMNS]
+        cells = [f"{row[key]:.1f}" if key in row else "-" for key in columns]
         lines.append(f"| {row_names.get(name, name)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def plot_result_bars(rows: dict[str, dict[str, float]], row_names: dict[str, str],
+                     columns: dict[str, str], path: Path, *, title: str = "") -> Path:
+    """One panel per reading, one bar per model; a model's ``chance`` level is marked on
+    its pretext-accuracy bar."""
+    fig, axes = plt.subplots(1, len(columns), figsize=(2.6 * len(columns), 3.6), sharey=True,
+                             squeeze=False)
+    names = list(rows)
+    colours = plt.get_cmap("tab10")(np.arange(len(names)) % 10)
+    for ax, (key, heading) in zip(axes[0], columns.items(), strict=True):
+        values = [rows[n].get(key, np.nan) for n in names]
+        ax.bar(np.arange(len(names)), values, color=colours)
+        if key == "pretext_acc":
+            chance = [rows[n].get("chance", np.nan) for n in names]
+            ax.hlines(chance, np.arange(len(names)) - 0.4, np.arange(len(names)) + 0.4,
+                      colors="black", linestyles="--", label="chance")
+            ax.legend(fontsize=7)
+        ax.set_xticks(np.arange(len(names)), [row_names.get(n, n) for n in names],
+                      rotation=60, ha="right", fontsize=7)
+        ax.set_title(heading, fontsize=9)
+        ax.set_ylim(0, 100)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0, 0].set_ylabel("%")
+    if title:
+        fig.suptitle(title)
+    return save_figure(fig, path)
+
+
+def write_compare_report(out: Path, rows: dict[str, dict[str, Any]], *,
+                         row_names: dict[str, str], quick: bool, seed: int) -> Path:
+    """``OUT/compare.md`` (table, bar chart, training curves), ``OUT/results.json`` (the same
+    numbers) and ``OUT/plots/compare.png``. Prints the table."""
+    from playspeed.io import atomic_write_text, write_json
+
+    out = Path(out)
+    plots = out / "plots"
+    columns = {k: v for k, v in COMPARE_COLUMNS.items() if k != "chance"}
+    plot_result_bars(rows, row_names, columns, plots / "compare.png",
+                     title="pretext objectives at equal cost (dashed: chance)")
+    plot_curves({row_names[n]: out / f"pretrain_{n}" for n in rows if n != "scratch"},
+                ["train/loss", "val/pretext_acc"], plots / "pretrain_curves.png",
+                title="pretext training")
+    table = results_table(rows, row_names, COMPARE_COLUMNS)
+    clips = sorted({row["clips_seen"] for row in rows.values() if "clips_seen" in row})
+    write_json(out / "results.json", {"mode": "quick" if quick else "full", "seed": seed,
+                                      "rows": rows})
+    text = f"""# playspeed compare ({'quick' if quick else 'full'} mode, seed {seed})
+
+Each pretext objective pretrains the same backbone on the synthetic set for the same
+budget in clips seen ({', '.join(f'{c:,}' for c in clips)}: the same optimiser steps and
+clips per step), then every model is fine-tuned, tested and read out the same way.
+Percentages on the test split: video top-1 after fine-tuning (softmax averaged over evenly
+spaced clips); retrieval, k-NN and linear probe on frozen features (test videos query the
+training videos; scratch: random init). Pretext accuracy is measured on held-out training
+videos and means a different task per objective: compare it with its own chance level,
+not across rows. Each stage's `metrics.json` states its protocol in full.
+
+{table}
+
+![comparison](plots/compare.png)
+
+![pretext training](plots/pretrain_curves.png)
+"""
+    atomic_write_text(out / "compare.md", text)
+    print(table)
+    return out / "compare.md"
 
 
 def write_demo_report(out: Path, rows: dict[str, dict[str, float]], *,

@@ -29,9 +29,10 @@ def test_item_format_classify(coded_videos):
     data = PlaybackSpeedClips(records, source, clip_len=8, num_clips=3,
                               transform=train_transform())
     item = data[1]
-    assert set(item) == {"clips", "speed", "direction", "frame_indices", "target",
+    assert set(item) == {"clips", "speed", "direction", "rotation", "frame_indices", "target",
                          "video_index"}
     assert item["clips"].shape == (3, 3, 8, 16, 16) and item["clips"].dtype == torch.float32
+    assert (item["rotation"] == 0).all()
     for key, shape in (("speed", (3,)), ("direction", (3,)), ("frame_indices", (3, 8)),
                        ("target", (3, 2)), ("video_index", ())):
         assert item[key].shape == shape and item[key].dtype == torch.int64, key

@@ -6,20 +6,25 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from playspeed.data.sampling import (
-    classify_target,
     clip_indices,
     clip_span,
     constant_guess_accuracy,
     evenly_spaced_starts,
     fitting_signed_speeds,
+    min_objective_frames,
     min_pretext_frames,
+    objective_target,
     permutations,
     pretext_grid,
     sample_clip,
+    sample_independent,
+    sample_objective,
     sample_pretext,
     sample_test_clips,
     sample_train_clip,
+    sample_tuple,
     sort_target,
+    tuple_span,
 )
 
 SETTINGS = settings(max_examples=100, deadline=None)
@@ -202,7 +207,7 @@ def test_classify_target_indexes_the_configured_sets(speeds, directions, seed):
     num_clips = min(3, len(speeds) * len(directions))
     draw = sample_pretext(500, clip_len=8, speeds=speeds, directions=directions,
                           num_clips=num_clips, rng=np.random.default_rng(seed))
-    target = classify_target(draw, speeds=speeds, directions=directions)
+    target = objective_target("classify", draw, speeds=speeds, directions=directions)
     assert target.shape == (num_clips, 2) and target.dtype == np.int64
     assert [speeds[i] for i in target[:, 0]] == draw.speed.tolist()
     assert [directions[i] for i in target[:, 1]] == draw.direction.tolist()
@@ -247,3 +252,52 @@ def test_pretext_grid_starts_spread_over_the_video():
 def test_constant_guess_accuracy_is_the_majority_share():
     assert constant_guess_accuracy([1, 2, 4, 8] * 3) == 25.0
     assert constant_guess_accuracy([1, 1, 1, 2]) == 75.0
+
+
+@SETTINGS
+@given(num_frames=st.integers(1, 120), clip_len=st.integers(1, 10), num_clips=st.integers(2, 4),
+       gap=st.integers(0, 9), seed=seeds)
+def test_tuple_is_consecutive_clips_gap_apart_or_none(num_frames, clip_len, num_clips, gap,
+                                                       seed):
+    draw = sample_tuple(num_frames, clip_len=clip_len, num_clips=num_clips, gap=gap,
+                        rng=np.random.default_rng(seed))
+    span = tuple_span(clip_len=clip_len, num_clips=num_clips, gap=gap)
+    assert span == min_objective_frames("vcop", clip_len=clip_len, speeds=(1,), directions=(1,),
+                                        num_clips=num_clips, gap=gap)
+    if num_frames < span:
+        assert draw is None
+        return
+    in_time = draw.frame_indices[np.argsort(draw.position)]
+    assert (np.diff(in_time, axis=1) == 1).all()
+    assert (np.diff(in_time[:, 0]) == clip_len + gap).all()
+    assert 0 <= in_time[0, 0] and in_time[-1, -1] < num_frames
+    assert sorted(draw.position.tolist()) == list(range(num_clips))
+
+
+@SETTINGS
+@given(num_frames=st.integers(1, 60), num_clips=st.integers(1, 6), rotate=st.booleans(),
+       seed=seeds)
+def test_independent_clips_at_normal_speed(num_frames, num_clips, rotate, seed):
+    draw = sample_independent(num_frames, clip_len=8, num_clips=num_clips, directions=(1, -1),
+                              rotate=rotate, rng=np.random.default_rng(seed))
+    if num_frames < 8:
+        assert draw is None
+        return
+    steps = np.diff(draw.frame_indices, axis=1)
+    assert (steps == draw.direction[:, None]).all() and (draw.speed == 1).all()
+    assert (draw.frame_indices >= 0).all() and (draw.frame_indices < num_frames).all()
+    assert (draw.rotation is not None) == rotate
+    if rotate:
+        assert set(draw.rotation.tolist()) <= {0, 1, 2, 3}
+
+
+@pytest.mark.parametrize("objective, speeds, directions", [
+    ("classify", {1, 2, 4}, {1, -1}), ("speed", {1, 2, 4}, {1}), ("direction", {1}, {1, -1}),
+    ("sort", {1, 2, 4}, {1, -1}), ("vcop", {1}, {1}), ("rotation", {1}, {1}),
+])
+def test_each_objective_draws_only_its_speeds_and_directions(objective, speeds, directions):
+    rng = np.random.default_rng(0)
+    draws = [sample_objective(objective, 100, clip_len=6, speeds=(1, 2, 4), directions=(1, -1),
+                              num_clips=3, gap=2, rng=rng) for _ in range(60)]
+    assert {int(s) for d in draws for s in d.speed} == speeds
+    assert {int(s) for d in draws for s in d.direction} == directions

@@ -1,5 +1,6 @@
-"""Pretext training: the loss falls, both objectives run, a resumed run equals an
-uninterrupted one, and 2-process DDP works on CPU."""
+"""Pretext training: the loss falls, every objective trains and its checkpoint serves the
+downstream commands, a resumed run equals an uninterrupted one, and 2-process DDP works on
+CPU."""
 
 import json
 import math
@@ -10,6 +11,7 @@ import pytest
 import torch
 
 import playspeed.tasks.trainer as trainer_module
+from playspeed.objectives import OBJECTIVES
 from playspeed.tasks.data import build_source, load_records, pretext_dataset
 from playspeed.tasks.pretext import (
     PlaybackSpeedPretraining,
@@ -155,3 +157,39 @@ def test_pretext_check_flags_accuracy_near_chance_or_loss_near_ln_k(tiny_config)
                                     chance_loss=ln8)
     assert not learned and "not 2% below" in reason and "accuracy" not in reason
     assert pretext_check(accuracy=None, chance=12.5, train_loss=None, chance_loss=ln8)[0] is False
+
+
+@pytest.mark.parametrize("objective", list(OBJECTIVES))
+def test_every_objective_trains_and_its_checkpoint_serves_every_command(
+        objective, tiny_config, tiny_overrides, synth_root, tmp_path, capsys):
+    """Pretrain a few steps, then the commands a user runs on the checkpoint, unchanged."""
+    from playspeed.cli import main
+    from playspeed.tasks.speed import detect_speed
+
+    small = ["trainer.max_epochs=1", "trainer.limit_train_batches=2"]
+    config = tiny_config("pretrain", f"pretext.objective={objective}", *small)
+    metrics = pretrain(config, tmp_path / "pre")
+    assert metrics["protocol"]["objective"] == objective
+    assert 0 <= metrics["pretext_val_acc"] <= 100
+    ckpt = tmp_path / "pre" / "checkpoints" / "last.ckpt"
+    assert main(["finetune", "--config", "finetune/synthetic_cpu", "--init", str(ckpt),
+                 "--out", str(tmp_path / "ft"), *tiny_overrides, *small]) == 0
+    assert main(["test", "--ckpt", str(tmp_path / "ft" / "checkpoints" / "last.ckpt"),
+                 "--clips", "2"]) == 0
+    for command in ("retrieve", "probe"):
+        assert main([command, "--ckpt", str(ckpt), "--out", str(tmp_path / command)]) == 0
+        assert (tmp_path / command / "metrics.json").is_file()
+    folder = min((synth_root / "UCF-101").iterdir())  # one class folder
+    assert main(["extract", "--ckpt", str(ckpt), "--videos", str(folder),
+                 "--out", str(tmp_path / "f.npz")]) == 0
+    video = next(folder.glob("*.avi"))
+    capsys.readouterr()
+    if OBJECTIVES[objective].has_speed_head:
+        windows = detect_speed(ckpt, video)["windows"]
+        # a forward-only objective reads nothing as reversed
+        assert windows and all(w.p_reversed == 0 for w in windows) == (objective == "speed")
+    else:
+        assert main(["speed", str(video), "--ckpt", str(ckpt)]) == 2
+        error = capsys.readouterr().err.strip()
+        assert error.count("\n") == 0 and "has no speed head" in error
+        assert "classify, speed" in error

@@ -254,7 +254,7 @@ def other_checkpoints(tiny_config, untrained_checkpoint, tmp_path_factory):
 @pytest.mark.parametrize("case, message", [
     ("missing_ckpt", "no such checkpoint"),
     ("finetune", "a finetune checkpoint; this command needs a pretrain one"),
-    ("sort", "classify objective"),
+    ("sort", "sort checkpoint has no speed head"),
     ("missing_video", "no such video"),
     ("short_video", "one window needs 8"),
     ("not_a_video", "cannot open video"),

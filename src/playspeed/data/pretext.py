@@ -1,4 +1,5 @@
-"""The pretext dataset: clips of one video at distinct playback speeds and directions."""
+"""The pretext dataset: clips of one video drawn and labelled as a pretext objective says
+(playback speed and direction, clip order or rotation; :mod:`playspeed.objectives`)."""
 
 from __future__ import annotations
 
@@ -12,16 +13,14 @@ from torch.utils.data import Dataset
 
 from playspeed.data.sampling import (
     PretextDraw,
-    classify_target,
     constant_guess_accuracy,
-    min_pretext_frames,
+    min_objective_frames,
+    objective_target,
     pretext_grid,
-    sample_pretext,
-    sort_target,
+    sample_objective,
 )
 from playspeed.errors import PlayspeedError
-
-OBJECTIVES = ("classify", "sort")
+from playspeed.objectives import NUM_ROTATIONS, OBJECTIVES
 
 
 class EpochSeeded:
@@ -91,6 +90,16 @@ def apply_transform(
     return torch.stack([transform(clip, rng) for clip in clips])
 
 
+def rotate_clips(clips: torch.Tensor, quarter_turns: torch.Tensor) -> torch.Tensor:
+    """Turn clip ``i`` of ``N x C x T x H x W`` by ``quarter_turns[i]`` x 90 degrees
+    counter-clockwise (every frame alike). Clips must be square, so turns keep the shape."""
+    if clips.shape[-1] != clips.shape[-2]:
+        raise PlayspeedError(f"rotation needs square clips, got {clips.shape[-2]}x"
+                             f"{clips.shape[-1]} (crop to a square with the transform)")
+    return torch.stack([torch.rot90(clip, int(k), dims=(-2, -1))
+                        for clip, k in zip(clips, quarter_turns, strict=True)])
+
+
 class EpochSeededDataset(Dataset):
     """Base of the clip datasets: item ``i`` of epoch ``e`` draws from ``(seed, e, i)``."""
 
@@ -111,7 +120,13 @@ class EpochSeededDataset(Dataset):
 
 
 class PlaybackSpeedClips(EpochSeededDataset):
-    """One pretext sample per video: ``num_clips`` clips at distinct signed speeds, shuffled.
+    """One pretext sample per video: ``num_clips`` clips drawn as ``objective`` says, shuffled.
+
+    ``classify`` and ``sort`` (the default sampling, METHOD.md §2): distinct signed speeds,
+    each clip from its own start; ``speed``: the same, forward only; ``direction``: frame
+    skip 1, each clip's direction drawn on its own; ``rotation``: frame skip 1, forward, each
+    clip turned by its own multiple of 90 degrees (needs square clips); ``vcop``: a tuple of
+    consecutive clips ``clip_gap`` frames apart, shuffled (:mod:`playspeed.objectives`).
 
     Args:
         records: the videos (``VideoRecord`` sequence; labels are ignored).
@@ -120,8 +135,11 @@ class PlaybackSpeedClips(EpochSeededDataset):
         clip_len: frames per clip ``T``.
         speeds: frame skips ``s`` (distinct, positive).
         directions: playback directions, a subset of ``(1, -1)``.
-        num_clips: clips per sample ``N``; at most ``len(speeds) * len(directions)``.
-        objective: ``"classify"`` or ``"sort"``; chooses ``target``.
+        num_clips: clips per sample ``N``; for distinct signed speeds at most as many as
+            the objective draws from.
+        objective: a name of :data:`playspeed.objectives.OBJECTIVES`; chooses the draw and
+            ``target``.
+        clip_gap: ``vcop``: frames between consecutive clips of a tuple.
         transform: ``(uint8 T x H x W x C clip, numpy Generator) -> float C x T x H x W``,
             e.g. :func:`~playspeed.data.transforms.ClipTransform`; ``None`` keeps uint8.
         seed: base of the per-item seeds (see :class:`EpochSeeded`).
@@ -132,14 +150,18 @@ class PlaybackSpeedClips(EpochSeededDataset):
         ``clips``: ``N x C x T x H x W`` (float after a transform, uint8 without one);
         ``speed``: long ``N``, the frame skip of each clip;
         ``direction``: long ``N``, ``+1`` forward / ``-1`` reversed;
+        ``rotation``: long ``N``, quarter turns counter-clockwise applied to each clip (0
+        except for ``rotation``), as ``torch.rot90(clip, k, dims=(-2, -1))``;
         ``frame_indices``: long ``N x T``, the source frame of every output frame, in order;
-        ``target``: ``classify``: long ``N x 2`` = ``[index in speeds, index in directions]``;
-        ``sort``: long scalar, the index in ``itertools.permutations(range(N))`` of
-        ``argsort(direction * speed)`` (so ``clips[perm]`` runs from slowest-reversed to
-        fastest-forward);
+        ``target``: per-clip objectives: long ``N x R``, the class of each of the objective's
+        readings (``classify``: ``[index in speeds, index in directions]``; ``speed``: the
+        speed index; ``direction``: the direction index; ``rotation``: the quarter turns);
+        ``sort`` and ``vcop``: long scalar, the index in ``itertools.permutations(range(N))``
+        of the permutation ``perm`` such that ``clips[perm]`` runs from slowest-reversed to
+        fastest-forward (``sort``) or in temporal order (``vcop``);
         ``video_index``: long scalar, the position of the video in ``records``.
 
-    Videos too short for any draw (fewer than ``num_clips`` signed speeds fit) are left out,
+    Videos too short for any draw (e.g. fewer than ``num_clips`` signed speeds fit) are left out,
     listed by key in :attr:`excluded` and reported in one warning.
     """
 
@@ -156,6 +178,7 @@ class PlaybackSpeedClips(EpochSeededDataset):
         transform: Callable | None = None,
         seed: int = 0,
         loop: bool = False,
+        clip_gap: int = 8,
     ) -> None:
         self.speeds = tuple(int(s) for s in speeds)
         self.directions = tuple(int(d) for d in directions)
@@ -167,12 +190,16 @@ class PlaybackSpeedClips(EpochSeededDataset):
                 or len(set(self.directions)) != len(self.directions):
             raise PlayspeedError(f"directions must be distinct values of 1 and -1, "
                                  f"got {list(directions)}")
-        num_signed = len(self.speeds) * len(self.directions)
-        if not 1 <= num_clips <= num_signed:
-            raise PlayspeedError(f"num_clips must be between 1 and the {num_signed} signed "
-                                 f"speeds, got {num_clips}")
         if objective not in OBJECTIVES:
-            raise PlayspeedError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
+            raise PlayspeedError(f"objective must be one of {', '.join(OBJECTIVES)}, "
+                                 f"got {objective!r}")
+        most = OBJECTIVES[objective].max_clips(speeds=self.speeds, directions=self.directions)
+        if num_clips < 1 or (most is not None and num_clips > most):
+            raise PlayspeedError(f"num_clips must be between 1 and the {most} signed speeds "
+                                 f"of {objective}, got {num_clips}" if most else
+                                 f"num_clips must be >= 1, got {num_clips}")
+        if clip_gap < 0:
+            raise PlayspeedError(f"clip_gap must be >= 0, got {clip_gap}")
         self.records = records
         self.source = source
         self.clip_len = int(clip_len)
@@ -180,19 +207,21 @@ class PlaybackSpeedClips(EpochSeededDataset):
         self.objective = objective
         self.transform = transform
         self.loop = loop
+        self.clip_gap = int(clip_gap)
         super().__init__(seed)
 
         self._num_frames = [int(source.num_frames(r)) for r in records]
-        min_frames = min_pretext_frames(clip_len=self.clip_len, speeds=self.speeds,
-                                        directions=self.directions, num_clips=self.num_clips,
-                                        loop=loop)
+        min_frames = min_objective_frames(objective, clip_len=self.clip_len, speeds=self.speeds,
+                                          directions=self.directions, num_clips=self.num_clips,
+                                          gap=self.clip_gap, loop=loop)
         self._videos = [i for i, n in enumerate(self._num_frames) if n >= min_frames]
         self.excluded = [records[i].key for i, n in enumerate(self._num_frames) if n < min_frames]
         if self.excluded:
             warnings.warn(
                 f"{len(self.excluded)} of {len(records)} videos have fewer than {min_frames} "
-                f"frames, too short for {self.num_clips} clips of {self.clip_len} frames at "
-                f"distinct speeds {list(self.speeds)}; they are excluded (see .excluded)",
+                f"frames, too short for {self.num_clips} clips of {self.clip_len} frames "
+                f"({objective} at speeds {list(self.speeds)}); they are excluded "
+                "(see .excluded)",
                 stacklevel=2,
             )
         if not self._videos and len(records):
@@ -206,9 +235,10 @@ class PlaybackSpeedClips(EpochSeededDataset):
         """Item ``index``'s video (position in ``records``), its clips and its generator."""
         video = self._videos[index]
         rng = self._seeding.rng(index)
-        draw = sample_pretext(
-            self._num_frames[video], clip_len=self.clip_len, speeds=self.speeds,
-            directions=self.directions, num_clips=self.num_clips, rng=rng, loop=self.loop)
+        draw = sample_objective(
+            self.objective, self._num_frames[video], clip_len=self.clip_len, speeds=self.speeds,
+            directions=self.directions, num_clips=self.num_clips, gap=self.clip_gap, rng=rng,
+            loop=self.loop)
         return video, draw, rng
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
@@ -216,17 +246,20 @@ class PlaybackSpeedClips(EpochSeededDataset):
         video, draw, rng = self._draw(index)
         record = self.records[video]
         frames = read_clips(self.source, record, draw.frame_indices)
-        if self.objective == "sort":
-            target = torch.tensor(sort_target(draw.signed_speed), dtype=torch.int64)
-        else:
-            target = torch.from_numpy(
-                classify_target(draw, speeds=self.speeds, directions=self.directions))
+        target = objective_target(self.objective, draw, speeds=self.speeds,
+                                  directions=self.directions)
+        clips = apply_transform(frames, self.transform, rng)
+        rotation = torch.zeros(self.num_clips, dtype=torch.int64)
+        if draw.rotation is not None:
+            rotation = torch.from_numpy(draw.rotation)
+            clips = rotate_clips(clips, rotation)
         return {
-            "clips": apply_transform(frames, self.transform, rng),
+            "clips": clips,
             "speed": torch.from_numpy(draw.speed),
             "direction": torch.from_numpy(draw.direction),
+            "rotation": rotation,
             "frame_indices": torch.from_numpy(draw.frame_indices),
-            "target": target,
+            "target": torch.from_numpy(target),
             "video_index": torch.tensor(video, dtype=torch.int64),
         }
 
@@ -234,22 +267,20 @@ class PlaybackSpeedClips(EpochSeededDataset):
 class PretextGrid(PlaybackSpeedClips):
     """Fixed pretext validation items: the same clips every epoch, whatever the workers.
 
-    Per objective:
-    - one-clip objectives (``classify``): item = one clip (``N = 1``) of the grid of
-      :func:`~playspeed.data.sampling.pretext_grid`: for each video every fitting speed x
-      direction at ``num_starts`` evenly spaced starts, so every speed and direction is
-      measured on every video at the same places;
-    - objectives over several clips (those in :attr:`SAMPLED`, e.g. ``sort``): item = one
-      training-style sample of ``num_clips`` clips; ``samples_per_video`` of them per video,
-      drawn once from ``(seed, video, k)``, so they do not change with the epoch.
+    Per objective (:mod:`playspeed.objectives`):
+    - per-clip objectives (``classify``, ``speed``, ``direction``, ``rotation``): item = one
+      clip (``N = 1``) of the grid of :func:`~playspeed.data.sampling.pretext_grid`: for each
+      video every fitting speed x direction that the objective draws, at ``num_starts``
+      evenly spaced starts (``rotation``: each of those clips at each of the 4 turns), so
+      every label is measured on every video at the same places;
+    - clip-order objectives (``sort``, ``vcop``): item = one training-style sample of
+      ``num_clips`` clips; ``samples_per_video`` of them per video, drawn once from
+      ``(seed, video, k)``, so they do not change with the epoch.
 
-    Items have the keys and shapes of :class:`PlaybackSpeedClips` (``N`` is 1 for one-clip
+    Items have the keys and shapes of :class:`PlaybackSpeedClips` (``N`` is 1 for per-clip
     objectives); pass an evaluation transform (it must draw nothing at random). Other
     arguments as in :class:`PlaybackSpeedClips`.
     """
-
-    #: Objectives whose target depends on several clips together: seeded samples, not a grid.
-    SAMPLED = ("sort",)
 
     def __init__(self, records: Sequence[Any], source: Any, *, num_starts: int = 2,
                  samples_per_video: int = 4, num_clips: int = 3, objective: str = "classify",
@@ -257,27 +288,31 @@ class PretextGrid(PlaybackSpeedClips):
         if num_starts < 1 or samples_per_video < 1:
             raise PlayspeedError(f"num_starts and samples_per_video must be >= 1, got "
                                  f"{num_starts} and {samples_per_video}")
-        sampled = objective in self.SAMPLED
+        spec = OBJECTIVES.get(objective)
+        sampled = spec is not None and not spec.per_clip
         super().__init__(records, source, num_clips=num_clips if sampled else 1,
                          objective=objective, **kwargs)
         self.num_starts, self.samples_per_video = int(num_starts), int(samples_per_video)
         self._items: list[tuple[int, PretextDraw]] = []
+        turns = range(NUM_ROTATIONS) if "rotation" in spec.readings else (None,)
         for video in self._videos:
             num_frames = self._num_frames[video]
             if sampled:
-                for k in range(self.samples_per_video):
-                    rng = np.random.default_rng([self.seed, video, k])
-                    self._items.append((video, sample_pretext(
-                        num_frames, clip_len=self.clip_len, speeds=self.speeds,
-                        directions=self.directions, num_clips=self.num_clips, rng=rng,
-                        loop=self.loop)))
+                self._items += [(video, sample_objective(
+                    objective, num_frames, clip_len=self.clip_len, speeds=self.speeds,
+                    directions=self.directions, num_clips=self.num_clips, gap=self.clip_gap,
+                    rng=np.random.default_rng([self.seed, video, k]), loop=self.loop))
+                    for k in range(self.samples_per_video)]
                 continue
-            grid = pretext_grid(num_frames, clip_len=self.clip_len, speeds=self.speeds,
-                                directions=self.directions, num_starts=self.num_starts)
-            self._items += [(video, PretextDraw(frame_indices=grid.frame_indices[g:g + 1],
-                                                speed=grid.speed[g:g + 1],
-                                                direction=grid.direction[g:g + 1]))
-                            for g in range(len(grid.speed))]
+            grid = pretext_grid(num_frames, clip_len=self.clip_len,
+                                speeds=spec.speeds(self.speeds),
+                                directions=spec.directions(self.directions),
+                                num_starts=self.num_starts)
+            self._items += [(video, PretextDraw(
+                frame_indices=grid.frame_indices[g:g + 1], speed=grid.speed[g:g + 1],
+                direction=grid.direction[g:g + 1],
+                rotation=None if turn is None else np.array([turn], dtype=np.int64)))
+                for g in range(len(grid.speed)) for turn in turns]
 
     def __len__(self) -> int:
         return len(self._items)
@@ -293,14 +328,16 @@ class PretextGrid(PlaybackSpeedClips):
 
     def chance_levels(self) -> dict[str, float]:
         """Percent accuracy of always answering the most frequent label of these items:
-        ``pretext`` (the objective's target) and, for ``classify``, ``speed`` and
-        ``direction``."""
-        draws = [draw for _, draw in self._items]
-        if self.objective in self.SAMPLED:
-            return {"pretext": constant_guess_accuracy(
-                [sort_target(d.signed_speed) for d in draws])}
-        speed = np.concatenate([d.speed for d in draws])
-        direction = np.concatenate([d.direction for d in draws])
-        return {"pretext": constant_guess_accuracy(speed * direction),
-                "speed": constant_guess_accuracy(speed),
-                "direction": constant_guess_accuracy(direction)}
+        ``pretext`` (the objective's whole target) and, for per-clip objectives, each of its
+        readings (``speed``, ``direction``, ``rotation``)."""
+        targets = np.stack([objective_target(self.objective, draw, speeds=self.speeds,
+                                             directions=self.directions)
+                            for _, draw in self._items])
+        spec = OBJECTIVES[self.objective]
+        if not spec.per_clip:
+            return {"pretext": constant_guess_accuracy(targets)}
+        targets = targets.reshape(-1, len(spec.readings))  # one row per clip
+        whole = np.unique(targets, axis=0, return_inverse=True)[1].reshape(-1)
+        return {"pretext": constant_guess_accuracy(whole),
+                **{reading: constant_guess_accuracy(targets[:, r])
+                   for r, reading in enumerate(spec.readings)}}

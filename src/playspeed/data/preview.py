@@ -23,7 +23,8 @@ def draw_pretext_sample(
 ) -> Path:
     """Draw one :class:`~playspeed.data.pretext.PlaybackSpeedClips` item as a PNG grid.
 
-    A row per clip, in sample order, labelled with its signed speed; up to ``frames_per_row``
+    A row per clip, in sample order, labelled with its signed speed (and its rotation, where
+    the clip is turned); up to ``frames_per_row``
     frames of the clip at a constant step, each captioned with its source frame index (they
     count down in a reversed clip). ``item["clips"]`` is ``N x C x T x H x W``, uint8 or
     float in ``[0, 1]`` (a transform with ``mean=0, std=1``). Returns the path written.
@@ -51,7 +52,11 @@ def draw_pretext_sample(
             ax.set_xticks([])
             ax.set_yticks([])
             ax.set_xlabel(f"frame {int(indices[row, t])}", fontsize=8, labelpad=2)
-        axes[row, 0].set_ylabel(signed_speed_label(speed, direction), fontsize=16,
+        label = signed_speed_label(speed, direction)
+        turns = int(item["rotation"][row]) if "rotation" in item else 0
+        if turns:
+            label += f"\n{90 * turns}°"
+        axes[row, 0].set_ylabel(label, fontsize=16,
                                 fontweight="bold", rotation=0, ha="right", va="center",
                                 color="tab:blue" if direction > 0 else "tab:red")
     fig.suptitle(title or "pretext sample: one row per clip, labelled with its signed speed",
@@ -70,6 +75,8 @@ def show_video(
     speeds: Sequence[int] = (1, 2, 4, 8),
     directions: Sequence[int] = (1, -1),
     num_clips: int = 3,
+    objective: str = "classify",
+    clip_gap: int = 8,
     size: int = 112,
     resize: Sequence[int] = (128, 171),
     frames_per_row: int = 8,
@@ -79,10 +86,12 @@ def show_video(
 
     The clips go through the pretext training transform (resize to ``resize``, scale-jittered
     crop to ``size``, flip) without normalisation, so the picture is the network's input.
+    ``objective`` chooses how the clips are drawn (:mod:`playspeed.objectives`); the title
+    gives the sample's target.
     """
     from playspeed.data.datasets import VideoRecord
     from playspeed.data.pretext import PlaybackSpeedClips
-    from playspeed.data.sampling import min_pretext_frames
+    from playspeed.data.sampling import min_objective_frames, permutations
     from playspeed.data.transforms import ClipTransform
     from playspeed.data.video import RawVideos
 
@@ -93,18 +102,22 @@ def show_video(
     source = RawVideos(resize=resize)
     num_frames = source.num_frames(record)
     try:
-        needed = min_pretext_frames(clip_len=clip_len, speeds=speeds, directions=directions,
-                                    num_clips=num_clips)
+        needed = min_objective_frames(objective, clip_len=clip_len, speeds=speeds,
+                                      directions=directions, num_clips=num_clips, gap=clip_gap)
     except ValueError as err:
         raise PlayspeedError(str(err)) from None
     if num_frames < needed:
         raise PlayspeedError(f"{video}: {num_frames} frames, too short for {num_clips} clips of "
-                             f"{clip_len} frames at distinct speeds of {list(speeds)} "
-                             f"(needs {needed})")
+                             f"{clip_len} frames ({objective} at speeds {list(speeds)}; "
+                             f"needs {needed})")
     transform = ClipTransform(train=True, size=size, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
     data = PlaybackSpeedClips([record], source, clip_len=clip_len, speeds=speeds,
-                              directions=directions, num_clips=num_clips, transform=transform,
-                              seed=seed)
-    title = (f"{video.name}: {num_frames} frames; {num_clips} clips of {clip_len} frames, "
-             f"rows in sample order (seed {seed})")
-    return draw_pretext_sample(data[0], out=out, frames_per_row=frames_per_row, title=title)
+                              directions=directions, num_clips=num_clips, objective=objective,
+                              transform=transform, seed=seed, clip_gap=clip_gap)
+    item = data[0]
+    target = item["target"]
+    title = (f"{video.name}: {num_frames} frames; {objective}: {num_clips} clips of "
+             f"{clip_len} frames, rows in sample order (seed {seed})"
+             + (f"; order class {int(target)} = {permutations(num_clips)[int(target)]}"
+                if target.ndim == 0 else ""))
+    return draw_pretext_sample(item, out=out, frames_per_row=frames_per_row, title=title)

@@ -10,6 +10,9 @@ alone (METHOD.md §2 and §6):
   the video is not drawn, and a video with fewer fitting signed speeds than ``num_clips``
   yields ``None`` (the dataset excludes it). ``loop=True`` instead wraps clips that do not fit
   around the end of the video;
+- the other objectives (:mod:`playspeed.objectives`) draw clips at frame skip 1:
+  ``direction`` and ``rotation`` each clip's label on its own (:func:`sample_independent`),
+  ``vcop`` a tuple of consecutive clips from one start (:func:`sample_tuple`);
 - fine-tuning clips (one random clip, or ``N`` evenly spaced test clips) repeat the last
   frame of a video shorter than one clip.
 
@@ -24,6 +27,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
+from playspeed.objectives import NUM_ROTATIONS, get_objective
 
 
 def clip_span(*, clip_len: int, skip: int) -> int:
@@ -91,12 +96,16 @@ class PretextDraw:
     """The clips of one pretext sample, in sample order (already shuffled).
 
     ``frame_indices``: ``N x T`` source frames in output order; ``speed``: frame skip per clip
-    (``N``, positive); ``direction``: ``+1``/``-1`` per clip (``N``).
+    (``N``, positive); ``direction``: ``+1``/``-1`` per clip (``N``); ``rotation``: quarter
+    turns counter-clockwise per clip (``N``, 0-3; ``None``: unrotated); ``position``: each
+    clip's place in temporal order within a tuple (``N``, ``vcop``; ``None`` otherwise).
     """
 
     frame_indices: np.ndarray
     speed: np.ndarray
     direction: np.ndarray
+    rotation: np.ndarray | None = None
+    position: np.ndarray | None = None
 
     @property
     def signed_speed(self) -> np.ndarray:
@@ -144,6 +153,120 @@ def sample_pretext(
             clips.append(clip_indices(start=start, clip_len=clip_len, skip=s, direction=d)
                          % num_frames)
     return PretextDraw(frame_indices=np.stack(clips), speed=speed, direction=direction)
+
+
+def _start(num_frames: int, *, span: int, rng: np.random.Generator, loop: bool) -> int | None:
+    """A uniform start where ``span`` frames fit; anywhere with ``loop`` (the caller wraps);
+    ``None`` when it fits nowhere."""
+    if num_frames >= span:
+        return int(rng.integers(num_frames - span + 1))
+    return int(rng.integers(num_frames)) if loop and num_frames > 0 else None
+
+
+def sample_independent(
+    num_frames: int, *, clip_len: int, num_clips: int, directions: Sequence[int],
+    rotate: bool = False, rng: np.random.Generator, loop: bool = False,
+) -> PretextDraw | None:
+    """``num_clips`` clips at frame skip 1, each with its own start, its own direction drawn
+    uniformly from ``directions`` and, with ``rotate``, its own number of quarter turns
+    (uniform over 0-3); ``None`` when a clip does not fit (``loop``: wrap around the end).
+
+    Labels are drawn independently (with replacement), so a sample may hold any number of
+    clips, unlike the distinct signed speeds of :func:`sample_pretext`.
+    """
+    clips, chosen = [], rng.choice(np.asarray(directions, dtype=np.int64), num_clips)
+    for direction in chosen.tolist():
+        start = _start(num_frames, span=clip_len, rng=rng, loop=loop)
+        if start is None:
+            return None
+        clips.append(clip_indices(start=start, clip_len=clip_len, skip=1,
+                                  direction=direction) % num_frames)
+    rotation = rng.integers(NUM_ROTATIONS, size=num_clips) if rotate else None
+    return PretextDraw(frame_indices=np.stack(clips), speed=np.ones(num_clips, dtype=np.int64),
+                       direction=chosen, rotation=rotation)
+
+
+def tuple_span(*, clip_len: int, num_clips: int, gap: int) -> int:
+    """Frames covered by ``num_clips`` consecutive clips with ``gap`` frames between them."""
+    return num_clips * clip_len + (num_clips - 1) * gap
+
+
+def sample_tuple(
+    num_frames: int, *, clip_len: int, num_clips: int, gap: int, rng: np.random.Generator,
+    loop: bool = False,
+) -> PretextDraw | None:
+    """VCOP's clip tuple: ``num_clips`` forward clips at frame skip 1 from one uniform start,
+    ``gap`` frames between consecutive clips, shuffled; ``None`` when the tuple does not fit
+    (``loop``: wrap around the end).
+
+    ``position[j]`` is the temporal place (0 = earliest) of the clip in sample slot ``j``.
+    """
+    start = _start(num_frames, span=tuple_span(clip_len=clip_len, num_clips=num_clips, gap=gap),
+                   rng=rng, loop=loop)
+    if start is None:
+        return None
+    position = rng.permutation(num_clips)
+    clips = [clip_indices(start=start + k * (clip_len + gap), clip_len=clip_len, skip=1)
+             % num_frames for k in position.tolist()]
+    ones = np.ones(num_clips, dtype=np.int64)
+    return PretextDraw(frame_indices=np.stack(clips), speed=ones, direction=ones.copy(),
+                       position=position.astype(np.int64))
+
+
+def min_objective_frames(
+    objective: str, *, clip_len: int, speeds: Sequence[int], directions: Sequence[int],
+    num_clips: int, gap: int = 0, loop: bool = False,
+) -> int:
+    """Fewest frames a video needs for :func:`sample_objective` to draw a sample."""
+    spec = get_objective(objective)
+    if loop:
+        return 1
+    if spec.draw == "tuple":
+        return tuple_span(clip_len=clip_len, num_clips=num_clips, gap=gap)
+    if spec.draw == "independent":
+        return clip_len
+    return min_pretext_frames(clip_len=clip_len, speeds=spec.speeds(speeds),
+                              directions=spec.directions(directions), num_clips=num_clips)
+
+
+def sample_objective(
+    objective: str, num_frames: int, *, clip_len: int, speeds: Sequence[int],
+    directions: Sequence[int], num_clips: int, gap: int = 0, rng: np.random.Generator,
+    loop: bool = False,
+) -> PretextDraw | None:
+    """One sample of ``objective`` (:mod:`playspeed.objectives`), or ``None`` when the video
+    is too short. ``speeds`` and ``directions`` are the configured ones; the objective keeps
+    what it draws (``speed`` and ``rotation`` forward only, ``direction`` at skip 1, ...)."""
+    spec = get_objective(objective)
+    speeds, directions = spec.speeds(speeds), spec.directions(directions)
+    if spec.draw == "tuple":
+        return sample_tuple(num_frames, clip_len=clip_len, num_clips=num_clips, gap=gap, rng=rng,
+                            loop=loop)
+    if spec.draw == "independent":
+        return sample_independent(num_frames, clip_len=clip_len, num_clips=num_clips,
+                                  directions=directions, rotate="rotation" in spec.readings,
+                                  rng=rng, loop=loop)
+    return sample_pretext(num_frames, clip_len=clip_len, speeds=speeds, directions=directions,
+                          num_clips=num_clips, rng=rng, loop=loop)
+
+
+def objective_target(
+    objective: str, draw: PretextDraw, *, speeds: Sequence[int], directions: Sequence[int],
+) -> np.ndarray:
+    """What ``objective`` trains on: per-clip objectives ``N x len(readings)`` (the class of
+    each reading, in the objective's order), order objectives a scalar permutation index
+    (:func:`sort_target` of the signed speeds, or of the temporal positions for ``vcop``)."""
+    spec = get_objective(objective)
+    if not spec.per_clip:
+        return np.asarray(sort_target(draw.position if spec.order_by == "time"
+                                      else draw.signed_speed), dtype=np.int64)
+    speeds, directions = list(spec.speeds(speeds)), list(spec.directions(directions))
+    columns = {
+        "speed": lambda: [speeds.index(s) for s in draw.speed.tolist()],
+        "direction": lambda: [directions.index(d) for d in draw.direction.tolist()],
+        "rotation": lambda: draw.rotation.tolist(),
+    }
+    return np.stack([columns[r]() for r in spec.readings], axis=1).astype(np.int64)
 
 
 def _clamped(start: int, *, num_frames: int, clip_len: int, stride: int) -> np.ndarray:
@@ -200,7 +323,7 @@ def sample_test_clips(
 def permutations(num_clips: int) -> tuple[tuple[int, ...], ...]:
     """All orderings of ``range(num_clips)`` in ``itertools.permutations`` (lexicographic) order.
 
-    Index ``k`` of this tuple is class ``k`` of the ``sort`` objective.
+    Index ``k`` of this tuple is class ``k`` of the ``sort`` and ``vcop`` objectives.
     """
     return tuple(itertools.permutations(range(num_clips)))
 
@@ -214,20 +337,12 @@ def sort_target(signed_speeds: Sequence[int] | np.ndarray) -> int:
     """The ``sort`` class of a sample: the index in :func:`permutations` of ``argsort(signed)``.
 
     ``clips[list(permutations(N)[target])]`` lists the clips by increasing signed speed
-    (``-8x`` first, ``+8x`` last). Signed speeds must be distinct.
+    (``-8x`` first, ``+8x`` last). Signed speeds must be distinct. ``vcop`` passes the
+    clips' temporal positions: ``clips[list(permutations(N)[target])]`` plays in order.
     """
     signed = np.asarray(signed_speeds)
     order = tuple(int(i) for i in np.argsort(signed, kind="stable"))
     return _permutation_index(len(order))[order]
-
-
-def classify_target(
-    draw: PretextDraw, *, speeds: Sequence[int], directions: Sequence[int],
-) -> np.ndarray:
-    """The ``classify`` targets (``N x 2``): ``[index of speed in speeds, index of direction]``."""
-    speed_class = [list(speeds).index(s) for s in draw.speed.tolist()]
-    direction_class = [list(directions).index(d) for d in draw.direction.tolist()]
-    return np.stack([speed_class, direction_class], axis=1).astype(np.int64)
 
 
 def pretext_grid(

@@ -1,4 +1,4 @@
-"""Heads on backbone features: the two pretext objectives (METHOD.md §3) and fine-tuning."""
+"""Heads on backbone features: the pretext objectives (METHOD.md §3, §8) and fine-tuning."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import math
 import torch
 from torch import nn
 
-__all__ = ["ClipOrderHead", "LinearClassifier", "SpeedDirectionHead", "signed_speed_index"]
+__all__ = ["ClipOrderHead", "LinearClassifier", "PerClipHead", "SpeedDirectionHead",
+           "signed_speed_index"]
 
 
 def signed_speed_index(
@@ -18,7 +19,24 @@ def signed_speed_index(
     return speed * num_directions + direction
 
 
-class SpeedDirectionHead(nn.Module):
+class PerClipHead(nn.Module):
+    """Per-clip readings (`speed`, `direction`, `rotation`, ...): one linear softmax head each.
+
+    (feats `B x D`) -> `{name: B x classes[name]}` logits. Each head is the attribute `name`,
+    so its weights are `name.weight` / `name.bias` in the state dict.
+    """
+
+    def __init__(self, in_features: int, *, classes: dict[str, int]) -> None:
+        super().__init__()
+        self.names = tuple(classes)
+        for name, count in classes.items():
+            self.add_module(name, nn.Linear(in_features, count))
+
+    def forward(self, feats: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {name: getattr(self, name)(feats) for name in self.names}
+
+
+class SpeedDirectionHead(PerClipHead):
     """The `classify` objective: each clip's speed class and playback direction.
 
     (feats `B x D`) -> `{"speed": B x num_speeds, "direction": B x num_directions}` logits, or
@@ -29,22 +47,13 @@ class SpeedDirectionHead(nn.Module):
     def __init__(
         self, in_features: int, *, num_speeds: int, num_directions: int, joint: bool = False
     ) -> None:
-        super().__init__()
+        super().__init__(in_features, classes={"signed_speed": num_speeds * num_directions}
+                         if joint else {"speed": num_speeds, "direction": num_directions})
         self.joint = joint
-        if joint:
-            self.signed_speed = nn.Linear(in_features, num_speeds * num_directions)
-        else:
-            self.speed = nn.Linear(in_features, num_speeds)
-            self.direction = nn.Linear(in_features, num_directions)
-
-    def forward(self, feats: torch.Tensor) -> dict[str, torch.Tensor]:
-        if self.joint:
-            return {"signed_speed": self.signed_speed(feats)}
-        return {"speed": self.speed(feats), "direction": self.direction(feats)}
 
 
 class ClipOrderHead(nn.Module):
-    """The `sort` objective (VCOP-style): which permutation orders the N clips.
+    """The `sort` and `vcop` objectives (VCOP's head): which permutation orders the N clips.
 
     (feats `B x N x D`) -> `B x N!` logits. Every pair `(i, j)` of
     `itertools.combinations(range(N), 2)` is concatenated (`B x 2D`) and coded by a shared

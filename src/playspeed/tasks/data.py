@@ -84,7 +84,7 @@ def pretext_dataset(config: Config, records, source, *, train: bool) -> Playback
         records, source, clip_len=config.clip.len, speeds=tuple(pretext.speeds),
         directions=tuple(pretext.directions), num_clips=pretext.num_clips,
         objective=pretext.objective, transform=clip_transform(config, train=train),
-        seed=config.seed if train else config.seed + 1,
+        seed=config.seed if train else config.seed + 1, clip_gap=pretext.clip_gap,
     )
 
 

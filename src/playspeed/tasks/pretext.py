@@ -1,17 +1,20 @@
-"""Pretext training: predict each clip's playback speed and direction (or sort the clips).
+"""Pretext training: predict each clip's playback speed and direction, or another objective.
 
-``classify`` (METHOD.md §3): every clip of a sample is embedded by the shared backbone and
-classified on its own: speed class and direction, two softmax heads whose cross-entropies
-are summed (``pretext.joint``: one softmax over signed speeds). ``sort``: the clips' features
-go together into :class:`ClipOrderHead`, a ``num_clips!``-way classification of the
-permutation that orders the shuffled clips by signed speed.
+Per-clip objectives (:mod:`playspeed.objectives`): every clip of a sample is embedded by
+the shared backbone and classified on its own, one softmax head per reading, their
+cross-entropies summed: ``classify`` (METHOD.md §3) reads speed class and direction
+(``pretext.joint``: one softmax over signed speeds), ``speed`` the speed, ``direction`` the
+direction, ``rotation`` the quarter turns. Order objectives (``sort``, ``vcop``): the clips'
+features go together into :class:`ClipOrderHead`, a ``num_clips!``-way classification of the
+permutation that orders the shuffled clips (by signed speed, or in time).
 
 Logged per step: ``train/loss`` and ``train/clips_seen`` (clips through the backbone so far,
 all devices); per epoch ``train/epoch_loss``; per validation epoch on the fixed grid of
 held-out videos (:class:`~playspeed.data.pretext.PretextGrid`): ``val/loss``,
-``val/pretext_acc`` (a clip counts when speed and direction are both right; for ``sort``, a
-sample counts when its permutation is right), ``val/clips_seen`` and, for ``classify``,
-``val/speed_acc`` and ``val/direction_acc``.
+``val/pretext_acc`` (a clip counts when all its readings are right; for order objectives, a
+sample counts when its permutation is right), ``val/clips_seen`` and, for objectives with
+several readings, ``val/<reading>_acc`` (``classify``: ``val/speed_acc``,
+``val/direction_acc``).
 
 After training, :func:`pretext_check` compares the final numbers with chance: a pretext that
 did not learn is reported in one warning line and in ``metrics.json``.
@@ -33,7 +36,8 @@ import torch.nn.functional as F
 from playspeed.config import Config
 from playspeed.data.pretext import PlaybackSpeedClips, PretextGrid
 from playspeed.io import atomic_write_text, write_json
-from playspeed.models.heads import ClipOrderHead, SpeedDirectionHead
+from playspeed.models.heads import ClipOrderHead, PerClipHead, SpeedDirectionHead
+from playspeed.objectives import OBJECTIVES
 from playspeed.tasks.base import VideoTask, backbone_from_config
 from playspeed.tasks.data import (
     build_source,
@@ -47,30 +51,42 @@ from playspeed.tasks.trainer import ClipDataModule, final_metrics, fit
 
 
 class PlaybackSpeedPretraining(VideoTask):
-    """Batch: ``clips`` ``B x N x C x T x H x W`` and ``target`` (``B x N x 2`` for classify:
-    speed index, direction index; ``B`` for sort: permutation index)."""
+    """Batch: ``clips`` ``B x N x C x T x H x W`` and ``target`` (per-clip objectives:
+    ``B x N x R``, the class of each reading; order objectives: ``B``, the permutation index)."""
 
     task_name = "pretrain"
 
     def __init__(self, config, **extra: Any) -> None:
         super().__init__(config, **extra)
         pretext = self.config.pretext
+        self.objective = OBJECTIVES[pretext.objective]
         self.backbone = backbone_from_config(self.config)
-        if pretext.objective == "classify":
-            self.head = SpeedDirectionHead(
-                self.backbone.feature_dim, num_speeds=len(pretext.speeds),
-                num_directions=len(pretext.directions), joint=pretext.joint)
+        dim = self.backbone.feature_dim
+        if not self.objective.per_clip:
+            self.head = ClipOrderHead(dim, num_clips=pretext.num_clips)
+        elif self.joint:
+            self.head = SpeedDirectionHead(dim, num_speeds=len(pretext.speeds),
+                                           num_directions=len(pretext.directions), joint=True)
         else:
-            self.head = ClipOrderHead(self.backbone.feature_dim, num_clips=pretext.num_clips)
-        # Rows: true speed class, columns: predicted (classify), over the last validation.
+            self.head = PerClipHead(dim, classes=self.objective.num_classes(
+                speeds=pretext.speeds, directions=pretext.directions,
+                num_clips=pretext.num_clips))
+        # Objectives that read speed: rows true speed class, columns predicted, over the last
+        # validation.
         self.speed_confusion: np.ndarray | None = None
         self._confusion: torch.Tensor | None = None
 
+    @property
+    def joint(self) -> bool:
+        """``classify`` with one softmax over signed speeds (``pretext.joint``)."""
+        return self.objective.name == "classify" and self.config.pretext.joint
+
     def forward(self, clips: torch.Tensor) -> dict[str, torch.Tensor] | torch.Tensor:
-        """``B x N x C x T x H x W`` -> head outputs (per clip for classify: ``(B*N) x K``)."""
+        """``B x N x C x T x H x W`` -> head outputs (per-clip objectives: a dict of
+        ``(B*N) x K`` logits per reading; order objectives: ``B x N!``)."""
         batch, num_clips = clips.shape[:2]
         features = self.embed(clips.flatten(0, 1))
-        if self.config.pretext.objective == "classify":
+        if self.objective.per_clip:
             return self.head(features)
         return self.head(features.view(batch, num_clips, -1))
 
@@ -82,29 +98,31 @@ class PlaybackSpeedPretraining(VideoTask):
         """
         outputs = self(batch["clips"]) if outputs is None else outputs
         target = batch["target"]
-        if self.config.pretext.objective == "sort":
+        if not self.objective.per_clip:
             loss = F.cross_entropy(outputs, target)
             return loss, {"pretext_acc": outputs.argmax(-1) == target}
-        speed, direction = target.flatten(0, 1).unbind(-1)
-        if self.config.pretext.joint:
-            joint = speed * len(self.config.pretext.directions) + direction
-            loss = F.cross_entropy(outputs["signed_speed"], joint)
-        else:
-            loss = (F.cross_entropy(outputs["speed"], speed)
-                    + F.cross_entropy(outputs["direction"], direction))
-        speed_predicted, direction_predicted = self._speed_direction_predictions(outputs)
-        speed_hit, direction_hit = speed_predicted == speed, direction_predicted == direction
-        return loss, {"pretext_acc": speed_hit & direction_hit, "speed_acc": speed_hit,
-                      "direction_acc": direction_hit}
-
-    def _speed_direction_predictions(self, outputs: dict[str, torch.Tensor]
-                                     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``classify``: predicted speed and direction class per clip (``B*N`` each)."""
-        if self.config.pretext.joint:
-            predicted = outputs["signed_speed"].argmax(-1)
+        targets = dict(zip(self.objective.readings, target.flatten(0, 1).unbind(-1),
+                           strict=True))
+        if self.joint:
             num_directions = len(self.config.pretext.directions)
-            return predicted // num_directions, predicted % num_directions
-        return outputs["speed"].argmax(-1), outputs["direction"].argmax(-1)
+            logits = outputs["signed_speed"]
+            loss = F.cross_entropy(logits, targets["speed"] * num_directions
+                                   + targets["direction"])
+            predicted = logits.argmax(-1)
+            hits = {"speed": predicted // num_directions == targets["speed"],
+                    "direction": predicted % num_directions == targets["direction"]}
+        else:
+            loss = sum(F.cross_entropy(outputs[name], value) for name, value in targets.items())
+            hits = {name: outputs[name].argmax(-1) == value for name, value in targets.items()}
+        all_right = torch.stack(list(hits.values())).all(0)
+        readings = {f"{name}_acc": hit for name, hit in hits.items()} if len(hits) > 1 else {}
+        return loss, {"pretext_acc": all_right, **readings}
+
+    def _predicted_speed(self, outputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Objectives that read speed: the predicted speed class per clip (``B*N``)."""
+        if self.joint:
+            return outputs["signed_speed"].argmax(-1) // len(self.config.pretext.directions)
+        return outputs["speed"].argmax(-1)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         loss, hits = self._loss_and_hits(batch)
@@ -119,7 +137,7 @@ class PlaybackSpeedPretraining(VideoTask):
         return loss
 
     def on_validation_epoch_start(self) -> None:
-        num_speeds = len(self.config.pretext.speeds)
+        num_speeds = len(self.objective.speeds(self.config.pretext.speeds))
         self._confusion = torch.zeros(num_speeds, num_speeds, dtype=torch.int64,
                                       device=self.device)
 
@@ -131,15 +149,15 @@ class PlaybackSpeedPretraining(VideoTask):
         for name, hit in hits.items():
             self.log(f"val/{name}", hit.float().mean() * 100, prog_bar=name == "pretext_acc",
                      batch_size=hit.numel(), sync_dist=True)
-        if self.config.pretext.objective == "classify":
-            predicted, _ = self._speed_direction_predictions(outputs)
-            true = batch["target"].flatten(0, 1)[:, 0]
+        if self.objective.has_speed_head:
+            predicted = self._predicted_speed(outputs)
+            true = batch["target"].flatten(0, 1)[:, self.objective.readings.index("speed")]
             self._confusion.view(-1).index_add_(
                 0, true * self._confusion.shape[0] + predicted, torch.ones_like(true))
 
     def on_validation_epoch_end(self) -> None:
         # Every process evaluates the whole grid (evaluation loaders are not sharded).
-        if self.config.pretext.objective == "classify":
+        if self.objective.has_speed_head:
             self.speed_confusion = self._confusion.cpu().numpy()
         self.log("val/clips_seen", float(self.clips_seen), sync_dist=True)
 
@@ -170,24 +188,25 @@ def pretrain(config: Config, out: Path, *, resume: bool = False,
     trainer = fit(task, ClipDataModule(config, train_set, val_set), config, out,
                   monitor="val/pretext_acc", resume=resume, callbacks=callbacks)
     pretext = config.pretext
+    objective = task.objective
     metrics = final_metrics(trainer, {"val/pretext_acc": "pretext_val_acc",
-                                      "val/speed_acc": "speed_val_acc",
-                                      "val/direction_acc": "direction_val_acc",
+                                      **{f"val/{name}_acc": f"{name}_val_acc"
+                                         for name in objective.readings if name != "order"},
                                       "val/loss": "val_loss", "train/epoch_loss": "train_loss"})
     chance = {f"{name}_val_chance": round(value, 4)
               for name, value in val_set.chance_levels().items()}
     metrics |= chance
+    speeds = objective.speeds(pretext.speeds)
     if task.speed_confusion is not None:
         # null for a speed no held-out video is long enough for
         metrics["speed_val_acc_per_speed"] = {
             str(speed): None if np.isnan(value) else round(float(value), 4) for speed, value in
-            zip(pretext.speeds, per_class_accuracy(task.speed_confusion), strict=True)}
+            zip(speeds, per_class_accuracy(task.speed_confusion), strict=True)}
     learned, reason = pretext_check(
         accuracy=metrics.get("pretext_val_acc"), chance=chance["pretext_val_chance"],
         train_loss=metrics.get("train_loss"), chance_loss=chance_loss(config))
-    grid = ("every speed x direction at "
-            f"{pretext.val_starts} evenly spaced starts per video, one clip per item"
-            if pretext.objective not in PretextGrid.SAMPLED else
+    grid = (f"every label at {pretext.val_starts} evenly spaced starts per video, one clip "
+            "per item" if objective.per_clip else
             f"{pretext.val_samples} fixed seeded samples per video")
     metrics |= {
         "pretext_learned": learned, "pretext_warning": reason,
@@ -198,13 +217,13 @@ def pretrain(config: Config, out: Path, *, resume: bool = False,
                            f"({config.data.val_fraction:.0%} per class, seed {config.seed}); "
                            f"{len(val_set)} fixed items, the same every epoch ({grid}), "
                            "centre crop",
-            "objective": pretext.objective,
-            "accuracy": ("a clip counts when its speed and direction are both right"
-                         if pretext.objective == "classify"
-                         else "a sample counts when its whole clip order is right"),
+            "objective": pretext.objective, "objective_source": objective.source,
+            "accuracy": objective.accuracy_rule(),
             "chance": "accuracy of always answering the grid's most frequent label",
-            "speeds": list(pretext.speeds), "directions": list(pretext.directions),
+            "speeds": list(speeds),
+            "directions": list(objective.directions(pretext.directions)),
             "num_clips": pretext.num_clips, "clip": config.clip.shape,
+            **({"clip_gap": pretext.clip_gap} if objective.draw == "tuple" else {}),
             "backbone": config.model.backbone, "norm": config.model.norm,
             "epochs": trainer.current_epoch, "lr": config.optim.lr,
             "effective_batch": config.optim.batch_size * trainer.world_size,
@@ -221,9 +240,10 @@ def pretrain(config: Config, out: Path, *, resume: bool = False,
         plot_pretext_curves(out, out / "plots" / "curves.png", chance=metrics,
                             chance_loss=chance_loss(config))
         if task.speed_confusion is not None:
-            plot_confusion(task.speed_confusion, [f"{s}x" for s in pretext.speeds],
+            speed_acc = metrics.get("speed_val_acc", metrics.get("pretext_val_acc", math.nan))
+            plot_confusion(task.speed_confusion, [f"{s}x" for s in speeds],
                            out / "plots" / "speed_confusion.png",
-                           title=f"speed accuracy {metrics.get('speed_val_acc', math.nan):.1f}% "
+                           title=f"speed accuracy {speed_acc:.1f}% "
                                  f"(chance {chance['speed_val_chance']:.1f}%)")
         if not learned:
             print(f"warning: {reason}", file=sys.stderr)
@@ -240,11 +260,11 @@ ADVICE = ("try more clips (trainer.max_epochs, more videos), another optim.lr or
 
 def chance_loss(config: Config) -> float:
     """Training loss of a model that knows nothing: ``ln K`` of the objective's ``K`` classes
-    (``classify``: speed and direction heads together, ``ln(S * D)``; ``sort``: ``ln N!``)."""
+    (its readings' losses summed: ``classify``: ``ln(S * D)``; ``sort``: ``ln N!``)."""
     pretext = config.pretext
-    if pretext.objective == "sort":
-        return math.log(math.factorial(pretext.num_clips))
-    return math.log(len(pretext.speeds) * len(pretext.directions))
+    classes = OBJECTIVES[pretext.objective].num_classes(
+        speeds=pretext.speeds, directions=pretext.directions, num_clips=pretext.num_clips)
+    return math.log(math.prod(classes.values()))
 
 
 def pretext_check(*, accuracy: float | None, chance: float, train_loss: float | None,

@@ -45,6 +45,7 @@ import numpy as np
 import torch
 
 from playspeed.errors import PlayspeedError
+from playspeed.objectives import OBJECTIVES
 
 
 @dataclass(frozen=True)
@@ -211,7 +212,8 @@ def _segment_speed(run: list[WindowPrediction], kind: str) -> int:
 
 def detect_speed(ckpt: Path, video: Path, *, out: Path | None = None, stride: int | None = None,
                  min_windows: int = 2, truth=None) -> dict[str, Any]:
-    """Predict playback speed along ``video`` with a ``classify`` pretrain checkpoint.
+    """Predict playback speed along ``video`` with a pretrain checkpoint that reads speed
+    (``classify``; ``speed``, whose clips all play forward, so nothing reads as reversed).
 
     Prints nothing; returns the windows, the ``typical`` window and the flagged
     ``segments``, and writes a plot to ``out`` (with the known segments ``truth`` of a video
@@ -225,24 +227,29 @@ def detect_speed(ckpt: Path, video: Path, *, out: Path | None = None, stride: in
 
     task = load_task(ckpt, expect="pretrain")
     config = task.config
-    if config.pretext.objective != "classify":
-        raise PlayspeedError(f"{ckpt}: needs a pretrain checkpoint of the classify objective "
-                             f"(this one: {config.pretext.objective}, which predicts clip "
-                             "order, not each clip's speed)")
+    objective = task.objective
+    if not objective.has_speed_head:
+        speed_objectives = ", ".join(o.name for o in OBJECTIVES.values() if o.has_speed_head)
+        raise PlayspeedError(f"{ckpt}: a {objective.name} checkpoint has no speed head (it "
+                             f"predicts {objective.predicts}); playspeed speed needs one of "
+                             f"{speed_objectives}")
     if not Path(video).is_file():
         raise PlayspeedError(f"{video}: no such video")
     device = inference_device()
     task.to(device)
-    speeds, directions = list(config.pretext.speeds), list(config.pretext.directions)
+    speeds = list(objective.speeds(config.pretext.speeds))
+    directions = list(objective.directions(config.pretext.directions))
 
     def predict(clips: torch.Tensor) -> torch.Tensor:
         with torch.inference_mode(), autocast_for(config, device):
             outputs = task(clips.to(device)[:, None])  # one clip per sample
-        if config.pretext.joint:  # class k = speed index * D + direction index
+        if task.joint:  # class k = speed index * D + direction index
             return outputs["signed_speed"].float().softmax(-1).view(
                 -1, len(speeds), len(directions)).cpu()
         speed = outputs["speed"].float().softmax(-1)
-        direction = outputs["direction"].float().softmax(-1)
+        # a forward-only objective (speed) has no direction head: every clip plays forward
+        direction = outputs["direction"].float().softmax(-1) if "direction" in outputs \
+            else torch.ones(len(speed), 1, device=speed.device)
         return (speed[:, :, None] * direction[:, None, :]).cpu()
 
     source = RawVideos(resize=tuple(config.clip.resize))

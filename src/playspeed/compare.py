@@ -1,0 +1,138 @@
+"""``playspeed compare``: the pretext objectives side by side at equal cost, on one harness.
+
+Every chosen objective (:mod:`playspeed.objectives`) is pretrained on the demo's synthetic
+dataset with the same backbone, then fine-tuned, tested, and read by retrieval, k-NN and
+a linear probe exactly as the demo does (its stages, cached the same way: an interrupted
+comparison resumes, a finished one reruns from cache). Rows: scratch (random init), each
+objective with the config's norm (TGN), and ``classify`` with BatchNorm.
+
+Equal cost is equal *clips seen*: every pretraining takes the same number of optimiser
+steps with the same number of clips per step (``optim.batch_size x pretext.num_clips`` of
+the reference, ``classify`` with the config's settings). An objective drawing fewer clips
+per sample gets proportionally more samples per batch: one-clip ``direction`` and
+``rotation`` (their published setting) see 3x as many samples per step, and so 3x as many
+epochs, as three-clip ``classify``, ``sort`` or ``vcop``. The BN/TGN statistics therefore
+see the same number of clips per batch in every run. Fine-tuning is identical for all rows.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from playspeed.config import Config, override_config
+from playspeed.demo import FULL, QUICK, DemoScale, claim_run_dir, downstream_row, pretrain_row
+from playspeed.errors import PlayspeedError
+from playspeed.objectives import OBJECTIVES
+
+DEFAULT_OBJECTIVES = tuple(OBJECTIVES)
+
+
+def row_name(objective: str, norm: str) -> str:
+    return objective if norm == "tgn" else f"{objective}_{norm}"
+
+
+def row_label(name: str) -> str:
+    """``classify_bn`` -> ``classify (BN)``; ``scratch`` -> ``scratch (random init)``."""
+    if name == "scratch":
+        return "scratch (random init)"
+    objective, _, norm = name.partition("_")
+    return f"{objective} ({(norm or 'tgn').upper()})"
+
+
+def budget_overrides(config: Config, reference: Config, *, train_videos: int,
+                     reference_videos: int) -> list[str]:
+    """Overrides that give ``config`` the reference's budget in clips seen.
+
+    The reference trains ``max_epochs`` epochs of ``floor(videos / batch)`` steps (a last
+    partial batch is dropped) at ``batch x num_clips`` clips a step. ``config`` keeps the
+    clips per step (its batch is ``reference clips per step / its num_clips``) and the
+    number of steps (``trainer.max_steps``; ``max_epochs`` is the epochs they span), and
+    warms up over the same number of steps.
+    """
+    clips_per_step = reference.optim.batch_size * reference.pretext.num_clips
+    if clips_per_step % config.pretext.num_clips:
+        raise PlayspeedError(f"compare: {clips_per_step} clips per step do not split into "
+                             f"samples of {config.pretext.num_clips} clips")
+    batch = clips_per_step // config.pretext.num_clips
+    reference_epoch = max(1, reference_videos // reference.optim.batch_size)
+    epoch = max(1, train_videos // batch)
+    steps = reference.trainer.max_epochs * reference_epoch
+    warmup = reference.optim.warmup_epochs * reference_epoch / epoch
+    return [f"optim.batch_size={batch}", f"trainer.max_steps={steps}",
+            f"trainer.max_epochs={math.ceil(steps / epoch)}", f"optim.warmup_epochs={warmup}"]
+
+
+def _train_videos(config: Config) -> int:
+    """Pretext training samples per epoch (videos long enough for the objective)."""
+    from playspeed.tasks.pretext import pretrain_datasets
+
+    return len(pretrain_datasets(config)[0])
+
+
+def comparison_configs(pretrain_config: Config, objectives: Sequence[str]
+                       ) -> dict[str, Config]:
+    """The pretrain config of every row (``classify`` with TGN first, with BN last), at equal
+    cost; each objective takes its published clips per sample, else the config's."""
+    clips = pretrain_config.pretext.num_clips
+    runs = {row_name(o, "tgn"): [f"pretext.objective={o}", "model.norm=tgn",
+                                 f"pretext.num_clips={OBJECTIVES[o].published_clips or clips}"]
+            for o in ("classify", *objectives)}
+    runs["classify_bn"] = [*runs["classify"], "model.norm=bn"]
+    configs = {name: override_config(pretrain_config, overrides)
+               for name, overrides in runs.items()}
+    reference = configs["classify"]
+    reference_videos = _train_videos(reference)
+    return {name: override_config(config, budget_overrides(
+        config, reference, train_videos=_train_videos(config), reference_videos=reference_videos))
+        for name, config in configs.items()}
+
+
+def run_compare(out: Path, *, objectives: Sequence[str] = DEFAULT_OBJECTIVES,
+                quick: bool = True, seed: int = 0, scale: DemoScale | None = None,
+                overrides: Sequence[str] = (), log: Callable[[str], None] = print
+                ) -> dict[str, dict[str, float]]:
+    """Run (or resume) the comparison under ``out``; returns the results table by row.
+
+    Writes ``compare.md`` (table and chart), ``results.json`` and ``plots/compare.png``.
+    ``scale`` overrides the quick/full presets (the tests run a tiny one); ``overrides``
+    (dotted ``key=value``) apply to every pretraining and fine-tuning alike.
+    """
+    from playspeed.demo import prepare_data
+    from playspeed.report import write_compare_report
+
+    unknown = [o for o in objectives if o not in OBJECTIVES]
+    if unknown or not objectives:
+        raise PlayspeedError(f"--objectives: unknown {', '.join(unknown) or '(none given)'}; "
+                             f"choose from {', '.join(OBJECTIVES)}")
+    objectives = tuple(dict.fromkeys(objectives))  # once each, in the order given
+    scale = scale or (QUICK if quick else FULL)
+    out = Path(out)
+    claim_run_dir(out, {"seed": seed, "mode": "quick" if quick else "full",
+                        "objectives": list(objectives), "scale": asdict(scale),
+                        "overrides": list(overrides)}, kind="compare")
+    pretrain_config, finetune_config = (override_config(config, list(overrides))
+                                        for config in prepare_data(out, scale, seed, log))
+    configs = comparison_configs(pretrain_config, objectives)
+    rows: dict[str, dict[str, Any]] = {"scratch": downstream_row(
+        out, "scratch", row_label("scratch"), init=None, norm=finetune_config.model.norm,
+        finetune_config=finetune_config, seed=seed, log=log)}
+    for name, config in configs.items():
+        metrics, init = pretrain_row(out, name, row_label(name), config, log)
+        pretext = config.pretext
+        rows[name] = {
+            "objective": pretext.objective, "norm": config.model.norm,
+            "pretext_acc": metrics.get("pretext_val_acc", float("nan")),
+            "chance": OBJECTIVES[pretext.objective].chance(
+                speeds=pretext.speeds, directions=pretext.directions,
+                num_clips=pretext.num_clips),
+            "clips_seen": config.trainer.max_steps * config.optim.batch_size * pretext.num_clips,
+            **downstream_row(out, name, row_label(name), init=init, norm=config.model.norm,
+                             finetune_config=finetune_config, seed=seed, log=log),
+        }
+    write_compare_report(out, rows, row_names={name: row_label(name) for name in rows},
+                         quick=quick, seed=seed)
+    return rows
