@@ -111,6 +111,7 @@ def run_demo(out: Path, *, quick: bool = True, seed: int = 0, scale: DemoScale |
     """
     from playspeed.data.prepare import REPORT, prepare_dataset
     from playspeed.data.synthetic import write_dataset
+    from playspeed.model_card import write_model_card
     from playspeed.report import write_demo_report
     from playspeed.tasks.base import backbone_from_config
     from playspeed.tasks.evaluation import evaluate
@@ -187,6 +188,10 @@ def run_demo(out: Path, *, quick: bool = True, seed: int = 0, scale: DemoScale |
                            b, finetune_config, out=out / f"probe_{n}", cache=c,
                            label=ROW_NAMES[n]), log)
         row["knn_top1"], row["linear_top1"] = probe["knn_top1"], probe["linear_top1"]
+        if init is not None:  # the pretrained model's card gains its downstream numbers
+            write_model_card(init.parent.parent, backbone_config, metrics, backbone=backbone,
+                             downstream={"fine-tuned": test_metrics, "frozen": retrieval,
+                                         "frozen probe": probe})
         rows[name] = row
     write_demo_report(out, rows, row_names=ROW_NAMES, quick=quick, seed=seed,
                       warnings=warnings)
