@@ -1,14 +1,14 @@
 """``OUT/model_card.md``: what a pretrained backbone is, what it saw, what it scores, how to
 load it, and how every number was measured (the convention of model hubs).
 
-Written by every pretraining from its config and ``metrics.json``; downstream numbers
+Written by every pretraining from its config and ``metrics.json`` (accuracies with the chance
+levels of the same validation items); downstream numbers
 (fine-tuning, retrieval, probes) are 'not measured' until a caller that has them passes
 them in.
 """
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
@@ -34,16 +34,6 @@ DOWNSTREAM = {
     "linear_top1": "linear probe on frozen features, top-1 (%)",
     "knn_top1": "k-NN on frozen features, top-1 (%)",
 }
-
-
-def chance_levels(config: Config) -> dict[str, float]:
-    """Chance accuracy (%) of each pretext reading, for uniformly drawn labels."""
-    pretext = config.pretext
-    if pretext.objective == "sort":
-        return {"pretext_val_acc": 100 / math.factorial(pretext.num_clips)}
-    speeds, directions = len(pretext.speeds), len(pretext.directions)
-    return {"pretext_val_acc": 100 / (speeds * directions), "speed_val_acc": 100 / speeds,
-            "direction_val_acc": 100 / directions}
 
 
 def model_card(config: Config, metrics: dict[str, Any], *, backbone: nn.Module,
@@ -92,15 +82,16 @@ def model_card(config: Config, metrics: dict[str, Any], *, backbone: nn.Module,
         "| measurement | value (%) | chance (%) | protocol |",
         "|---|---:|---:|---|",
     ]
-    chance = chance_levels(config)
     accuracy_rule = protocol.get("accuracy", "")
+    chance_rule = protocol.get("chance", "")
     for key, label in _PRETEXT_READINGS:
-        if key in chance:
+        chance = metrics.get(key.replace("_acc", "_chance"))
+        if chance is not None:  # a reading of this objective
             value = metrics.get(key)
             shown = "not measured" if value is None else f"{value:.1f}"
             rule = accuracy_rule if key == "pretext_val_acc" else "per clip"
-            lines.append(f"| {label} | {shown} | {chance[key]:.1f} | "
-                         f"{protocol.get('measured_on', '')}; {rule} |")
+            lines.append(f"| {label} | {shown} | {chance:.1f} | "
+                         f"{protocol.get('measured_on', '')}; {rule}; chance: {chance_rule} |")
     for name, results in (downstream or {}).items():
         for key, label in DOWNSTREAM.items():
             if key in results:
@@ -109,6 +100,8 @@ def model_card(config: Config, metrics: dict[str, Any], *, backbone: nn.Module,
     if not downstream:
         lines.append("| downstream (fine-tuning, retrieval, probes) | not measured | | "
                      "run `playspeed finetune --init`, `retrieve`, `probe` on this checkpoint |")
+    if metrics.get("pretext_warning"):
+        lines += ["", f"Warning: {metrics['pretext_warning']}"]
     lines += [
         "",
         "## How to load it",
