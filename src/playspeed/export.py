@@ -184,7 +184,7 @@ def _torchscript_bytes(backbone: Backbone, spec: BackboneSpec) -> bytes:
     # Unoptimised: the graph's semantics without the executor's per-shape re-optimisation,
     # which costs about a second a call on CPU.
     with torch.jit.optimized_execution(False):
-        _check_same_features(backbone, lambda x: loaded(x), spec, "torchscript")
+        _check_same_features(backbone, loaded, spec, "torchscript")
     return data
 
 
