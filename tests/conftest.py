@@ -143,9 +143,10 @@ def tiny_pretrain_ckpt(tiny_config, tmp_path_factory):
     return out / "checkpoints" / "last.ckpt"
 
 
-def save_untrained_checkpoint(config, path, *, task="pretrain", **extra):
+def save_untrained_checkpoint(config, path, *, task="pretrain", change=None, **extra):
     """A checkpoint of a freshly initialised task module, as training would store it
-    (``hyper_parameters`` with the config and task, and the ``state_dict``)."""
+    (``hyper_parameters`` with the config and task, and the ``state_dict``); ``change(module)``
+    may alter the module first."""
     from playspeed.config import config_to_dict
 
     if task == "pretrain":
@@ -153,6 +154,8 @@ def save_untrained_checkpoint(config, path, *, task="pretrain", **extra):
     else:
         from playspeed.tasks.finetune import ActionRecognition as Module
     module = Module(config, **extra)
+    if change is not None:
+        change(module)
     torch.save({"hyper_parameters": {"config": config_to_dict(config), "task": task, **extra},
                 "state_dict": module.state_dict()}, path)
     return Path(path)

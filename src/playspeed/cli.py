@@ -157,6 +157,14 @@ def _build_parser(handlers: dict[str, Callable[[argparse.Namespace], int | None]
                    help="frames between window starts (default: half a window)")
     p.add_argument("--min-windows", type=int, default=2,
                    help="consecutive unusual windows needed to flag a segment")
+
+    p = command("export", "write the backbone in a format other tools load")
+    _add_ckpt(p)
+    p.add_argument("--format", required=True,
+                   choices=("safetensors", "torchvision", "torchscript", "onnx"),
+                   help="safetensors: weights + config header (playspeed.load_backbone); "
+                        "torchvision: r3d_18 state dict (BN only); torchscript, onnx: any backbone")
+    p.add_argument("--out", type=Path, required=True, help="file to write")
     return parser
 
 
@@ -333,6 +341,19 @@ def _run_speed(args: argparse.Namespace) -> int:
     print(f"plot written to {out}")
     return 0
 
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    from playspeed.export import export_backbone
+
+    spec = export_backbone(args.ckpt, fmt=args.format, out=args.out)
+    build, clip = spec.build, spec.input
+    print(f"wrote {args.out} ({args.format}): {build['name']} with {build['norm']}, "
+          f"width {build['width']}; input B x 3 x T x H x W (trained on "
+          f"{clip['clip_len']}x{clip['size']}x{clip['size']}, mean {clip['mean']}, "
+          f"std {clip['std']}) -> features B x {spec.feature_dim}")
+    return 0
+
 # --- demo ---
 
 
@@ -355,7 +376,7 @@ def _run_compare(args: argparse.Namespace) -> int:
 
 
 COMMANDS = ("demo", "compare", "synth", "prepare", "pretrain", "finetune", "test", "retrieve",
-            "extract", "probe", "show", "speed")
+            "extract", "probe", "show", "speed", "export")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

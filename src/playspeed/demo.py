@@ -164,7 +164,8 @@ def downstream_row(out: Path, name: str, label: str, *, init: Path | None, norm:
     if init is not None:
         from playspeed.tasks.checkpoints import load_task
 
-        backbone = load_task(init).backbone
+        pretrained = load_task(init)
+        backbone = pretrained.backbone
     else:
         import lightning as L
 
@@ -178,6 +179,15 @@ def downstream_row(out: Path, name: str, label: str, *, init: Path | None, norm:
     probe = _stage(f"k-NN and linear probe ({label})", out / f"probe_{name}" / "metrics.json",
                    lambda: probe_metrics(backbone, finetune_config, out=out / f"probe_{name}",
                                          cache=cache, label=label), log)
+    if init is not None:  # the pretrained model's card gains its downstream numbers
+        from playspeed.model_card import write_model_card
+
+        pretrain_dir = init.parent.parent
+        write_model_card(pretrain_dir, pretrained.config,
+                         json.loads((pretrain_dir / "metrics.json").read_text()),
+                         backbone=backbone, downstream={"fine-tuned": test_metrics,
+                                                        "frozen": retrieval,
+                                                        "frozen probe": probe})
     return {"video_top1": test_metrics["video_top1"], "clip_top1": test_metrics["clip_top1"],
             "retrieval_top1": retrieval["top1"], "retrieval_top5": retrieval["top5"],
             "knn_top1": probe["knn_top1"], "linear_top1": probe["linear_top1"]}

@@ -110,7 +110,7 @@ def test_resume_reaches_the_same_weights_as_an_uninterrupted_run(tiny_config, tm
     pretrain(config, tmp_path / "resumed", resume=True)
 
     def weights(run):
-        return torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"]
+        return torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
 
     # The interrupted start and the resume each keep their log; together they cover every step.
     from playspeed.report import read_run_logs

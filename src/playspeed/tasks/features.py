@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import zipfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -143,8 +144,11 @@ class FeatureCache:
         path = self.directory / f"{key}.npz"
         if not path.is_file():
             return None
-        with np.load(path) as stored:
-            return torch.from_numpy(stored["features"]), torch.from_numpy(stored["labels"])
+        try:
+            with np.load(path, allow_pickle=False) as stored:  # arrays only, never objects
+                return torch.from_numpy(stored["features"]), torch.from_numpy(stored["labels"])
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+            return None  # a damaged or foreign file: the features are computed afresh
 
     def save(self, key: str, features: torch.Tensor, labels: torch.Tensor) -> None:
         write_npz(self.directory / f"{key}.npz", features=features.numpy(),

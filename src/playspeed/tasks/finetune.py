@@ -26,7 +26,7 @@ from playspeed.errors import PlayspeedError
 from playspeed.io import write_json
 from playspeed.models.heads import LinearClassifier
 from playspeed.tasks.base import VideoTask, backbone_from_config, decay_groups
-from playspeed.tasks.checkpoints import load_backbone_weights
+from playspeed.tasks.checkpoints import load_backbone_weights, load_weights
 from playspeed.tasks.data import (
     build_source,
     classification_dataset,
@@ -114,7 +114,7 @@ def finetune(config: Config, out: Path, *, init: Path | None = None,
         pretrain_clip_len = pretrain_config.clip.len
     task = ActionRecognition(config, classes=records.classes, pretrain_clip_len=pretrain_clip_len)
     if weights is not None:
-        task.backbone.load_state_dict(weights)
+        load_weights(task.backbone, weights, config.finetune.init)
     train_set = classification_dataset(config, train_records, source, mode="train")
     val_set = classification_dataset(config, val_records, source, mode="test", num_test_clips=1)
     trainer = fit(task, ClipDataModule(config, train_set, val_set), config, out,

@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from playspeed.config import Config
 from playspeed.data.pretext import PlaybackSpeedClips, PretextGrid
 from playspeed.io import atomic_write_text, write_json
+from playspeed.model_card import write_model_card
 from playspeed.models.heads import ClipOrderHead, PerClipHead, SpeedDirectionHead
 from playspeed.objectives import OBJECTIVES
 from playspeed.tasks.base import VideoTask, backbone_from_config
@@ -237,6 +238,7 @@ def pretrain(config: Config, out: Path, *, resume: bool = False,
         atomic_write_text(out / "norm_layers.txt",
                           format_norm_table(task.backbone.norm_table()) + "\n")
         write_json(out / "metrics.json", metrics)
+        write_model_card(out, config, metrics, backbone=task.backbone)
         plot_pretext_curves(out, out / "plots" / "curves.png", chance=metrics,
                             chance_loss=chance_loss(config))
         if task.speed_confusion is not None:

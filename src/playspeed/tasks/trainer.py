@@ -135,6 +135,7 @@ def fit(task: L.LightningModule, data: ClipDataModule, config: Config, out: Path
         monitor: str, resume: bool, callbacks: Sequence[L.Callback] = ()) -> L.Trainer:
     """Train ``task``, resuming from ``OUT/checkpoints/last.ckpt`` when asked."""
     from playspeed.config import save_config
+    from playspeed.tasks.checkpoints import read_checkpoint
 
     out = Path(out)
     resume_from = None
@@ -142,10 +143,13 @@ def fit(task: L.LightningModule, data: ClipDataModule, config: Config, out: Path
         resume_from = last_checkpoint(out)
         if not resume_from.is_file():
             raise PlayspeedError(f"{resume_from}: nothing to resume (no last checkpoint)")
+        # Checked by our own safe loader first, for a one-line error on a foreign or
+        # tampered file; Lightning then loads it with weights_only=True as well.
+        read_checkpoint(resume_from, expect=task.task_name)
     trainer = make_trainer(config, out, monitor=monitor, callbacks=callbacks)
     if trainer.is_global_zero:
         save_config(config, out / "config.yaml")
-    trainer.fit(task, datamodule=data, ckpt_path=resume_from)
+    trainer.fit(task, datamodule=data, ckpt_path=resume_from, weights_only=True)
     return trainer
 
 
