@@ -46,7 +46,9 @@ from playspeed.tasks.trainer import training_device_type
 
 
 class LoopClock(L.Callback):
-    """Times the training epochs after the first and counts the clips they trained on."""
+    """Times the training epochs after the first, counts the clips they trained on, and
+    splits their time into train steps, validation and the rest (waiting for batches,
+    logging, checkpoints, the framework's own work)."""
 
     def __init__(self) -> None:
         self.start: float | None = None
@@ -54,11 +56,20 @@ class LoopClock(L.Callback):
         self.clips = 0
         self.batch_shape: tuple[int, ...] | None = None
         self.num_parameters = 0
+        self.seconds = {"train steps": 0.0, "validation": 0.0}
+        self._since: float | None = None
+
+    def _lap(self, module: L.LightningModule) -> float:
+        _sync(module.device)
+        return time.perf_counter()
 
     def on_train_epoch_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         if trainer.current_epoch == 1:
-            _sync(module.device)
-            self.start = time.perf_counter()
+            self.start = self._lap(module)
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx) -> None:
+        if self.start is not None:
+            self._since = self._lap(module)
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
         clips = batch["clips"]
@@ -67,6 +78,15 @@ class LoopClock(L.Callback):
             self.num_parameters = sum(p.numel() for p in module.parameters())
         if self.start is not None:
             self.clips += clips.shape[0] * clips.shape[1]
+            self.seconds["train steps"] += self._lap(module) - self._since
+
+    def on_validation_start(self, trainer, module) -> None:
+        if self.start is not None:
+            self._since = self._lap(module)
+
+    def on_validation_end(self, trainer, module) -> None:
+        if self.start is not None:
+            self.seconds["validation"] += self._lap(module) - self._since
 
     def on_train_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         _sync(module.device)
@@ -77,6 +97,12 @@ class LoopClock(L.Callback):
         if self.start is None or self.end is None:
             raise RuntimeError("the loop ran fewer than 2 epochs: nothing was timed")
         return self.clips / (self.end - self.start)
+
+    def shares(self) -> dict[str, float]:
+        """Share of the timed loop in train steps, validation and everything else."""
+        total = self.end - self.start
+        return {**{name: t / total for name, t in self.seconds.items()},
+                "other": 1 - sum(self.seconds.values()) / total}
 
 
 def _sync(device: torch.device) -> None:
@@ -124,7 +150,7 @@ def end_to_end(config: Config, out: Path) -> dict[str, Any]:
     pretrain(config, out, callbacks=[clock])
     total = time.perf_counter() - start
     return {"clips_per_second": clock.clips_per_second, "batch_shape": clock.batch_shape,
-            "num_parameters": clock.num_parameters, "seconds": total}
+            "num_parameters": clock.num_parameters, "seconds": total, "shares": clock.shares()}
 
 
 def compare(config: Config, out: Path, *, bare_steps: int) -> dict[str, Any]:
@@ -188,6 +214,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         loop = result["loop"]
         print(f"{'end to end':<12}{loop['clips_per_second']:>9.1f}   {result['ratio']:.0%} of the "
               f"bare step (whole call {loop['seconds']:.0f}s)")
+        print("loop time: " + ", ".join(f"{name} {share:.1%}"
+                                        for name, share in loop["shares"].items()))
         if device == "cuda":
             print("\nloader workers -> end to end clips/s (share of the bare step)")
             for workers in args.workers:

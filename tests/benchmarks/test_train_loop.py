@@ -28,6 +28,9 @@ def test_bare_step_and_loop_measure_the_same_model_and_batch(train_loop, tiny_co
     assert bare["clips_per_second"] > 0 and loop["clips_per_second"] > 0
     assert math.isclose(result["ratio"], loop["clips_per_second"] / bare["clips_per_second"])
     assert (tmp_path / "run" / "metrics.json").is_file()  # the loop is pretrain itself
+    shares = loop["shares"]
+    assert 0 < shares["train steps"] < 1 and 0 < shares["validation"] < 1
+    assert math.isclose(sum(shares.values()), 1.0)
 
 
 def test_loop_clock_refuses_a_run_too_short_to_time(train_loop):
