@@ -6,9 +6,10 @@ one precision and one memory format, measured in the same run:
 - ``bare step``: forward, backward and optimiser step of the pretext task on one batch of
   clips held in memory (taken from the real loader), nothing else;
 - ``end to end``: ``playspeed.tasks.pretext.pretrain`` itself: frame store -> loader ->
-  Lightning step, with validation, logging and checkpoints. Clips/s over the epochs after
-  the first (the first pays one-off costs: worker start, kernel selection), from the start
-  of epoch 2 to the end of training; the whole call is printed too.
+  Lightning step, with validation, logging and checkpoints. Clips/s over whole validation
+  periods after the first (``trainer.check_val_every_n_epoch`` epochs; the first pays
+  one-off costs: worker start, kernel selection) to the end of training; the whole call is
+  printed too.
 
 The ratio end to end / bare is what the loop keeps of the model's speed. The bare step is
 timed before and after the loop and averaged, as other processes on a shared machine slow
@@ -37,6 +38,7 @@ import lightning as L
 import torch
 
 from playspeed.config import Config, load_config, override_config
+from playspeed.console import quiet_dependencies
 from playspeed.data.prepare import prepare_dataset
 from playspeed.data.synthetic import write_dataset
 from playspeed.tasks.data import make_loader
@@ -46,11 +48,12 @@ from playspeed.tasks.trainer import training_device_type
 
 
 class LoopClock(L.Callback):
-    """Times the training epochs after the first, counts the clips they trained on, and
+    """Times the training epochs from ``first_epoch`` on, counts the clips they trained on, and
     splits their time into train steps, validation and the rest (waiting for batches,
     logging, checkpoints, the framework's own work)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, first_epoch: int = 1) -> None:
+        self.first_epoch = first_epoch
         self.start: float | None = None
         self.end: float | None = None
         self.clips = 0
@@ -64,7 +67,7 @@ class LoopClock(L.Callback):
         return time.perf_counter()
 
     def on_train_epoch_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
-        if trainer.current_epoch == 1:
+        if trainer.current_epoch == self.first_epoch:
             self.start = self._lap(module)
 
     def on_train_batch_start(self, trainer, module, batch, batch_idx) -> None:
@@ -95,7 +98,8 @@ class LoopClock(L.Callback):
     @property
     def clips_per_second(self) -> float:
         if self.start is None or self.end is None:
-            raise RuntimeError("the loop ran fewer than 2 epochs: nothing was timed")
+            raise RuntimeError(f"the loop ran {self.first_epoch} epochs or fewer: nothing was "
+                               "timed")
         return self.clips / (self.end - self.start)
 
     def shares(self) -> dict[str, float]:
@@ -144,8 +148,8 @@ def bare_step(config: Config, *, steps: int, warmup: int = 2) -> dict[str, Any]:
 
 
 def end_to_end(config: Config, out: Path) -> dict[str, Any]:
-    """Clips/s of ``pretrain`` over its epochs after the first (see :class:`LoopClock`)."""
-    clock = LoopClock()
+    """Clips/s of ``pretrain`` after its first validation period (see :class:`LoopClock`)."""
+    clock = LoopClock(first_epoch=config.trainer.check_val_every_n_epoch)
     start = time.perf_counter()
     pretrain(config, out, callbacks=[clock])
     total = time.perf_counter() - start
@@ -185,15 +189,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--data", type=Path, default=None, help="UCF-101 layout root")
     parser.add_argument("--classes", type=int, default=None, help="synthetic set: classes")
     parser.add_argument("--videos-per-class", type=int, default=10)
-    parser.add_argument("--epochs", type=int, default=4, help="loop epochs (the first untimed)")
+    parser.add_argument("--periods", type=int, default=2,
+                        help="validation periods timed (after one untimed)")
     parser.add_argument("--bare-steps", type=int, default=20)
     parser.add_argument("--workers", type=int, nargs="*", default=[0, 2, 4, 8],
                         help="CUDA only: loader worker counts to try")
     parser.add_argument("overrides", nargs="*", metavar="key=value")
     args = parser.parse_args(argv)
+    quiet_dependencies()  # as the CLI: the measurements, not the libraries' notices
 
-    config = load_config(args.config, [*args.overrides, f"trainer.max_epochs={args.epochs}",
-                                       "trainer.progress_bar=false"])
+    config = load_config(args.config, [*args.overrides, "trainer.progress_bar=false"])
+    epochs = config.trainer.check_val_every_n_epoch * (1 + args.periods)
+    config = override_config(config, [f"trainer.max_epochs={epochs}"])
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         if args.data is None:

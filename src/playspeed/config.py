@@ -80,7 +80,9 @@ class PretextConfig:
     clip_gap: int = 8  # vcop: frames between consecutive clips of a tuple (VCOP's interval)
     # Validation grid (same clips every epoch): starts per speed x direction per video for
     # per-clip objectives; seeded samples per video for clip-order objectives (sort, vcop).
-    val_starts: int = 2
+    # One start is 8 clips per held-out video, ~10% of a training epoch's time at
+    # data.val_fraction 0.1 (benchmarks/train_loop.py: 2 starts took 20%).
+    val_starts: int = 1
     val_samples: int = 4
 
 

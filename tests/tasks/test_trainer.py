@@ -14,11 +14,13 @@ class _Toy(L.LightningModule):
         super().__init__()
         self.layer = nn.Linear(2, 1)
         self.scores = scores
+        self.validated = set()
 
     def training_step(self, batch, batch_idx):
         return self.layer(batch[0]).pow(2).mean()
 
     def validation_step(self, batch, batch_idx):
+        self.validated.add(self.current_epoch)
         self.log("val/acc", self.scores[self.current_epoch])
 
     def configure_optimizers(self):
@@ -42,3 +44,11 @@ def test_last_checkpoint_follows_the_model_when_the_metric_stops_improving(tiny_
     assert saved["best"]["epoch"] == 1
     assert sorted(p.name for p in checkpoint_dir(tmp_path).iterdir()) == ["best.ckpt",
                                                                           "last.ckpt"]
+
+
+def test_validation_every_second_epoch_still_measures_the_last(tiny_config, tmp_path):
+    config = tiny_config("pretrain", "trainer.max_epochs=5", "trainer.check_val_every_n_epoch=2")
+    toy = _Toy(scores=[50.0] * 5)
+    make_trainer(config, tmp_path, monitor="val/acc").fit(
+        toy, train_dataloaders=_loader(), val_dataloaders=_loader())
+    assert toy.validated == {1, 3, 4}

@@ -58,7 +58,8 @@ def make_trainer(config: Config, out: Path, *, monitor: str,
     best = ModelCheckpoint(dirpath=checkpoint_dir(out), filename="best", monitor=monitor,
                            mode="max", save_top_k=1, auto_insert_metric_name=False,
                            enable_version_counter=False)
-    callbacks = [last, best, LearningRateMonitor(logging_interval="step"), *callbacks]
+    callbacks = [last, best, LearningRateMonitor(logging_interval="step"), ValidateLastEpoch(),
+                 *callbacks]
     if trainer_config.progress_bar:
         callbacks.append(TQDMProgressBar(refresh_rate=1))
     loggers = [
@@ -92,6 +93,16 @@ def make_trainer(config: Config, out: Path, *, monitor: str,
         )
     except (ValueError, RuntimeError, TypeError) as err:  # Lightning's own checks of the flags
         raise PlayspeedError(f"trainer config: {err}") from err
+
+
+class ValidateLastEpoch(L.Callback):
+    """With ``check_val_every_n_epoch > 1``, validate the last epoch too, so that the final
+    metrics always describe the final model (Lightning alone skips it unless the epoch count
+    is a multiple)."""
+
+    def on_train_epoch_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        if trainer.max_epochs is not None and trainer.current_epoch == trainer.max_epochs - 1:
+            trainer.check_val_every_n_epoch = 1
 
 
 def training_device_type(config: Config) -> str:
