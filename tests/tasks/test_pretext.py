@@ -22,8 +22,7 @@ from playspeed.tasks.pretext import (
 
 
 def _fixed_batch(config, size=4):
-    dataset = pretext_dataset(config, load_records(config, "train"), build_source(config),
-                              train=True)
+    dataset = pretext_dataset(config, load_records(config, "train"), build_source(config))
     items = [dataset[i] for i in range(size)]
     return {key: torch.stack([item[key] for item in items]) for key in ("clips", "target")}
 

@@ -78,13 +78,14 @@ def clip_transform(config: Config, *, train: bool, flip: bool = True):
     )
 
 
-def pretext_dataset(config: Config, records, source, *, train: bool) -> PlaybackSpeedClips:
+def pretext_dataset(config: Config, records, source) -> PlaybackSpeedClips:
+    """The pretext training samples (random crops, new draws every epoch)."""
     pretext = config.pretext
     return PlaybackSpeedClips(
         records, source, clip_len=config.clip.len, speeds=tuple(pretext.speeds),
         directions=tuple(pretext.directions), num_clips=pretext.num_clips,
-        objective=pretext.objective, transform=clip_transform(config, train=train),
-        seed=config.seed if train else config.seed + 1, clip_gap=pretext.clip_gap,
+        objective=pretext.objective, transform=clip_transform(config, train=True),
+        seed=config.seed, clip_gap=pretext.clip_gap,
     )
 
 

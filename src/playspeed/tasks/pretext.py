@@ -170,7 +170,7 @@ def pretrain_datasets(config: Config) -> tuple[PlaybackSpeedClips, PretextGrid]:
     train_records, val_records = holdout_split(load_records(config, "train"),
                                                fraction=config.data.val_fraction,
                                                seed=config.seed)
-    return (pretext_dataset(config, train_records, source, train=True),
+    return (pretext_dataset(config, train_records, source),
             pretext_val_dataset(config, val_records, source))
 
 
