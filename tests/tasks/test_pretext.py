@@ -63,7 +63,7 @@ def test_pretrain_writes_run_directory(tiny_config, tmp_path, capsys):
         assert key in stored
     assert 0 <= stored["pretext_val_acc"] <= 100
     assert stored["num_videos"] == 3  # one held-out video per class
-    # The fixed grid: 3 speeds x 2 directions x 2 starts per held-out video (40 frames).
+    # The fixed grid: 3 speeds x 2 directions x 1 start per held-out video (40 frames).
     assert stored["pretext_val_chance"] == pytest.approx(100 / 6, abs=1e-3)
     assert stored["speed_val_chance"] == pytest.approx(100 / 3, abs=1e-3)
     assert stored["direction_val_chance"] == 50.0
@@ -71,7 +71,7 @@ def test_pretrain_writes_run_directory(tiny_config, tmp_path, capsys):
     assert list(per_speed) == ["1", "2", "4"]
     assert sum(per_speed.values()) / 3 == pytest.approx(stored["speed_val_acc"], abs=0.01)
     assert stored["clips_seen"] == 2 * 2 * 3 * 3  # epochs x steps x batch x clips
-    assert "36 fixed items" in stored["protocol"]["measured_on"]
+    assert "18 fixed items" in stored["protocol"]["measured_on"]
     for plot in ("curves.png", "speed_confusion.png"):
         assert (tmp_path / "plots" / plot).stat().st_size > 1000
     assert stored["pretext_learned"] is False

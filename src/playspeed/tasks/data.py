@@ -148,4 +148,8 @@ def make_loader(dataset: Dataset, config: Config, *, train: bool, num_replicas: 
         # Workers live across epochs (no restart per epoch); the epoch still reaches them
         # through the dataset's shared seeding (EpochSeeded).
         persistent_workers=workers > 0,
+        # Each iterator draws a seed for its workers: from the loader's own generator, so
+        # that validation (how often, how long) never shifts the global stream that dropout
+        # draws from during training, and a resumed run continues it exactly.
+        generator=torch.Generator().manual_seed(config.seed),
     )
