@@ -1,9 +1,13 @@
-"""make_trainer's checkpoints: last.ckpt is always the latest epoch, best.ckpt the best one."""
+"""make_trainer: last.ckpt is the latest epoch, best.ckpt the best one, the last epoch is
+always validated, and precision auto is the fast one of the machine."""
 
 import lightning as L
+import pytest
 import torch
 from torch import nn
 
+import playspeed.models.performance as performance
+import playspeed.tasks.trainer as trainer_module
 from playspeed.tasks.trainer import checkpoint_dir, make_trainer
 
 
@@ -52,3 +56,15 @@ def test_validation_every_second_epoch_still_measures_the_last(tiny_config, tmp_
     make_trainer(config, tmp_path, monitor="val/acc").fit(
         toy, train_dataloaders=_loader(), val_dataloaders=_loader())
     assert toy.validated == {1, 3, 4}
+
+
+def test_bf16_without_native_support_warns_and_auto_picks_fp32(tiny_config, tmp_path,
+                                                                monkeypatch):
+    monkeypatch.setattr(performance, "has_fast_bf16", lambda _device_type: False)
+    monkeypatch.setattr(trainer_module, "has_fast_bf16", lambda _device_type: False)
+    with pytest.warns(UserWarning, match="no native bf16"):
+        make_trainer(tiny_config("pretrain", "trainer.precision=bf16-mixed"), tmp_path,
+                     monitor="val/acc")
+    auto = make_trainer(tiny_config("pretrain", "trainer.precision=auto"), tmp_path,
+                        monitor="val/acc")
+    assert auto.precision == "32-true"
