@@ -78,27 +78,26 @@ def clip_transform(config: Config, *, train: bool, flip: bool = True):
     )
 
 
+def _pretext_arguments(config: Config) -> dict:
+    """What both pretext datasets take from ``config.pretext`` and ``config.clip``."""
+    pretext = config.pretext
+    return {"clip_len": config.clip.len, "speeds": tuple(pretext.speeds),
+            "directions": tuple(pretext.directions), "num_clips": pretext.num_clips,
+            "objective": pretext.objective, "clip_gap": pretext.clip_gap}
+
+
 def pretext_dataset(config: Config, records, source) -> PlaybackSpeedClips:
     """The pretext training samples (random crops, new draws every epoch)."""
-    pretext = config.pretext
-    return PlaybackSpeedClips(
-        records, source, clip_len=config.clip.len, speeds=tuple(pretext.speeds),
-        directions=tuple(pretext.directions), num_clips=pretext.num_clips,
-        objective=pretext.objective, transform=clip_transform(config, train=True),
-        seed=config.seed, clip_gap=pretext.clip_gap,
-    )
+    return PlaybackSpeedClips(records, source, **_pretext_arguments(config),
+                              transform=clip_transform(config, train=True), seed=config.seed)
 
 
 def pretext_val_dataset(config: Config, records, source) -> PretextGrid:
     """The fixed validation grid of the pretext (same clips every epoch), centre crops."""
-    pretext = config.pretext
-    return PretextGrid(
-        records, source, clip_len=config.clip.len, speeds=tuple(pretext.speeds),
-        directions=tuple(pretext.directions), num_clips=pretext.num_clips,
-        objective=pretext.objective, transform=clip_transform(config, train=False),
-        num_starts=pretext.val_starts, samples_per_video=pretext.val_samples,
-        seed=config.seed + 1,
-    )
+    return PretextGrid(records, source, **_pretext_arguments(config),
+                       transform=clip_transform(config, train=False),
+                       num_starts=config.pretext.val_starts,
+                       samples_per_video=config.pretext.val_samples, seed=config.seed + 1)
 
 
 def classification_dataset(config: Config, records, source, *, mode: str,
