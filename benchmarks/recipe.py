@@ -29,7 +29,7 @@ from pathlib import Path
 from playspeed.config import override_config
 from playspeed.console import quiet_dependencies
 from playspeed.data.sampling import constant_guess_accuracy
-from playspeed.demo import DemoScale, _stage, demo_configs
+from playspeed.demo import DemoScale, _stage, demo_configs, train_stage
 from playspeed.io import atomic_write_text, write_json
 
 COLUMNS = {
@@ -66,14 +66,15 @@ def run_chain(out: Path, *, variant: str, seed: int, scale: DemoScale,
     pretrain_config, finetune_config = demo_configs(data_root, store, scale, seed)
     finetune_config = override_config(finetune_config,
                                       [f"model.norm={pretrain_config.model.norm}"])
-    pretext = _stage("pretrain", out / "pretrain" / "metrics.json",
-                     lambda: pretrain(pretrain_config, out / "pretrain"), log)
+    pretext = train_stage("pretrain", out / "pretrain", lambda resume: pretrain(
+        pretrain_config, out / "pretrain", resume=resume), log)
     init = out / "pretrain" / "checkpoints" / "last.ckpt"
     videos = {}
     for name, weights in (("pretrained", init), ("scratch", None)):
         run_dir = out / f"finetune_{name}"
-        tuned = _stage(f"fine-tune ({name})", run_dir / "metrics.json",
-                       lambda d=run_dir, w=weights: finetune(finetune_config, d, init=w), log)
+        tuned = train_stage(f"fine-tune ({name})", run_dir,
+                            lambda resume, d=run_dir, w=weights: finetune(
+                                finetune_config, d, init=w, resume=resume), log)
         test = _stage(f"test ({name})", run_dir / "test" / "metrics.json",
                       lambda d=run_dir: evaluate(d / "checkpoints" / "last.ckpt",
                                                  out=d / "test"), log)
