@@ -66,7 +66,7 @@ def test_builtin_configs_load_by_name_and_validate():
     assert len(names) >= 14
     for path in names:
         load_config(path)
-    assert load_config("pretrain/synthetic_cpu").clip.size == 56
+    assert load_config("pretrain/synthetic_cpu").clip.size == 40
 
 
 def test_round_trip_through_dict_and_yaml(tmp_path):
