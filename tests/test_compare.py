@@ -5,10 +5,11 @@ import json
 
 import pytest
 
+from playspeed import compare
 from playspeed.cli import main
-from playspeed.compare import budget_overrides, run_compare
+from playspeed.compare import budget_overrides, run_compare, run_compare_seeds, summarize_seeds
 from playspeed.config import load_config, override_config
-from playspeed.demo import DemoScale
+from playspeed.demo import DemoScale, prepare_data
 from playspeed.errors import PlayspeedError
 
 TINY_TRAINING = ["data.workers=0", "clip.len=8", "clip.size=32", "clip.resize=[40,53]",
@@ -86,3 +87,55 @@ def test_compare_command_names_an_unknown_objective(tmp_path, capsys):
     assert capsys.readouterr().err.strip() == (
         "error: --objectives: unknown order; choose from classify, speed, direction, sort, "
         "vcop, rotation")
+
+
+def test_compare_command_names_an_unknown_variant_before_running(tmp_path, capsys):
+    assert main(["compare", "--variant", "studio", "--out", str(tmp_path / "run")]) == 2
+    assert capsys.readouterr().err.strip().startswith("error: variant 'studio': expected one of")
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_variant_keeps_its_own_video_lengths(tmp_path):
+    prepare_data(tmp_path, TINY, 0, lambda line: None, variant="field")
+    synth = json.loads((tmp_path / "data" / "synth.json").read_text())
+    assert synth["variant"] == "field" and synth["options"]["frames"] == [90, 150]
+    assert synth["size"] == list(TINY.video_size) and len(synth["classes"]) == 3
+
+
+def _rows(video_top1: float) -> dict:
+    readings = {"video_top1": video_top1, "clip_top1": 1.0, "retrieval_top1": 2.0,
+                "retrieval_top5": 3.0, "knn_top1": 4.0, "linear_top1": 5.0}
+    return {"scratch": dict(readings),
+            "classify": {"objective": "classify", "norm": "tgn", "pretext_acc": 50.0,
+                         "chance": 12.5, "clips_seen": 480, **readings}}
+
+
+def test_summarize_seeds_gives_mean_and_sample_std_of_readings_only():
+    means, stds = summarize_seeds({0: _rows(10.0), 1: _rows(20.0), 2: _rows(30.0)})
+    assert means["classify"]["video_top1"] == pytest.approx(20.0)
+    assert stds["classify"]["video_top1"] == pytest.approx(10.0)  # ddof=1
+    assert stds["scratch"]["knn_top1"] == 0.0
+    assert means["classify"]["chance"] == 12.5 and means["classify"]["norm"] == "tgn"
+    assert "chance" not in stds["classify"] and "clips_seen" not in stds["classify"]
+
+
+def test_several_seeds_run_in_their_own_directories_and_are_summarised(tmp_path, monkeypatch):
+    calls = []
+
+    def fake_run_compare(out, *, seed, variant, **kwargs):
+        calls.append((out, seed, variant))
+        return _rows(10.0 * (seed + 1))
+
+    monkeypatch.setattr(compare, "run_compare", fake_run_compare)
+    results = run_compare_seeds(tmp_path, seeds=[0, 2, 0], variant="field", quick=True,
+                                log=lambda line: None)
+    assert calls == [(tmp_path / "seed0", 0, "field"), (tmp_path / "seed2", 2, "field")]
+    assert list(results) == [0, 2]
+    summary = json.loads((tmp_path / "results.json").read_text())
+    assert summary["seeds"] == [0, 2] and summary["variant"] == "field"
+    assert summary["rows"]["classify"]["video_top1"] == pytest.approx(20.0)
+    assert summary["per_seed"]["2"]["classify"]["video_top1"] == 30.0
+    report = (tmp_path / "compare.md").read_text()
+    assert "synthetic set `field`, seeds 0, 2" in report and "(seed2/compare.md)" in report
+    assert "| classify (TGN) | 50.0 ± 0.0 | 12.5 | 20.0 ± 14.1 |" in report
+    assert (tmp_path / "plots" / "compare.png").stat().st_size > 1000

@@ -55,7 +55,11 @@ def _build_parser(handlers: dict[str, Callable[[argparse.Namespace], int | None]
                         "BN and scratch are always included)")
     p.add_argument("--out", type=Path, default=Path("runs/compare"), help="run directory")
     p.add_argument("--quick", action="store_true", help="the demo's quick scale (2 CPU cores)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, nargs="+", default=[0], metavar="S",
+                   help="one seed, or several: each runs in OUT/seed<S>, OUT/compare.md gives "
+                        "mean ± std")
+    p.add_argument("--variant", default="default",
+                   help="the synthetic set: a named member of the family (see synth --variant)")
     _add_overrides(p)
 
     p = command("synth", "write a synthetic action dataset in the UCF-101 layout")
@@ -366,11 +370,11 @@ def _run_demo(args: argparse.Namespace) -> int:
 
 
 def _run_compare(args: argparse.Namespace) -> int:
-    from playspeed.compare import run_compare
+    from playspeed.compare import run_compare_seeds
 
     objectives = [o.strip() for o in args.objectives.split(",") if o.strip()]
-    run_compare(args.out, objectives=objectives, quick=args.quick, seed=args.seed,
-                overrides=args.overrides)
+    run_compare_seeds(args.out, seeds=args.seed, objectives=objectives, quick=args.quick,
+                      variant=args.variant, overrides=args.overrides)
     print(f"report: {args.out / 'compare.md'}")
     return 0
 

@@ -4,7 +4,9 @@ Every chosen objective (:mod:`playspeed.objectives`) is pretrained on the demo's
 dataset with the same backbone, then fine-tuned, tested, and read by retrieval, k-NN and
 a linear probe exactly as the demo does (its stages, cached the same way: an interrupted
 comparison resumes, a finished one reruns from cache). Rows: scratch (random init), each
-objective with the config's norm (TGN), and ``classify`` with BatchNorm.
+objective with the config's norm (TGN), and ``classify`` with BatchNorm. The synthetic set
+may be any named variant (:data:`playspeed.data.synthetic.VARIANTS`); several seeds run one
+after another, each in its own directory, and are summarised as mean ± std.
 
 Equal cost is equal *clips seen*: every pretraining takes the same number of optimiser
 steps with the same number of clips per step (``optim.batch_size x pretext.num_clips`` of
@@ -22,6 +24,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from playspeed.config import Config, override_config
 from playspeed.demo import FULL, QUICK, DemoScale, claim_run_dir, downstream_row, pretrain_row
@@ -92,15 +96,17 @@ def comparison_configs(pretrain_config: Config, objectives: Sequence[str]
 
 
 def run_compare(out: Path, *, objectives: Sequence[str] = DEFAULT_OBJECTIVES,
-                quick: bool = True, seed: int = 0, scale: DemoScale | None = None,
-                overrides: Sequence[str] = (), log: Callable[[str], None] = print
-                ) -> dict[str, dict[str, float]]:
+                quick: bool = True, seed: int = 0, variant: str = "default",
+                scale: DemoScale | None = None, overrides: Sequence[str] = (),
+                log: Callable[[str], None] = print) -> dict[str, dict[str, float]]:
     """Run (or resume) the comparison under ``out``; returns the results table by row.
 
     Writes ``compare.md`` (table and chart), ``results.json`` and ``plots/compare.png``.
-    ``scale`` overrides the quick/full presets (the tests run a tiny one); ``overrides``
-    (dotted ``key=value``) apply to every pretraining and fine-tuning alike.
+    ``variant`` names the synthetic set; ``scale`` overrides the quick/full presets (the
+    tests run a tiny one); ``overrides`` (dotted ``key=value``) apply to every pretraining
+    and fine-tuning alike.
     """
+    from playspeed.data.synthetic import synth_options
     from playspeed.demo import prepare_data
     from playspeed.report import write_compare_report
 
@@ -108,14 +114,16 @@ def run_compare(out: Path, *, objectives: Sequence[str] = DEFAULT_OBJECTIVES,
     if unknown or not objectives:
         raise PlayspeedError(f"--objectives: unknown {', '.join(unknown) or '(none given)'}; "
                              f"choose from {', '.join(OBJECTIVES)}")
+    synth_options(variant)  # an unknown variant fails here, before any stage runs
     objectives = tuple(dict.fromkeys(objectives))  # once each, in the order given
     scale = scale or (QUICK if quick else FULL)
     out = Path(out)
     claim_run_dir(out, {"seed": seed, "mode": "quick" if quick else "full",
-                        "objectives": list(objectives), "scale": asdict(scale),
-                        "overrides": list(overrides)}, kind="compare")
-    pretrain_config, finetune_config = (override_config(config, list(overrides))
-                                        for config in prepare_data(out, scale, seed, log))
+                        "variant": variant, "objectives": list(objectives),
+                        "scale": asdict(scale), "overrides": list(overrides)}, kind="compare")
+    pretrain_config, finetune_config = (
+        override_config(config, list(overrides))
+        for config in prepare_data(out, scale, seed, log, variant=variant))
     configs = comparison_configs(pretrain_config, objectives)
     rows: dict[str, dict[str, Any]] = {"scratch": downstream_row(
         out, "scratch", row_label("scratch"), init=None, norm=finetune_config.model.norm,
@@ -134,5 +142,50 @@ def run_compare(out: Path, *, objectives: Sequence[str] = DEFAULT_OBJECTIVES,
                              finetune_config=finetune_config, seed=seed, log=log),
         }
     write_compare_report(out, rows, row_names={name: row_label(name) for name in rows},
-                         quick=quick, seed=seed)
+                         quick=quick, seeds=[seed], variant=variant)
     return rows
+
+
+#: Row entries that are settings, not readings: the same for every seed, no spread.
+SETTINGS = ("objective", "norm", "chance", "clips_seen")
+
+
+def summarize_seeds(results: dict[int, dict[str, dict[str, Any]]]
+                    ) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, float]]]:
+    """Per row, the mean of every reading over seeds and its sample standard deviation
+    (``{seed: rows}`` -> ``(means, stds)``; settings are copied from the first seed)."""
+    seeds = list(results)
+    means: dict[str, dict[str, Any]] = {}
+    stds: dict[str, dict[str, float]] = {}
+    for name, first in results[seeds[0]].items():
+        values = {key: np.array([results[s][name][key] for s in seeds], dtype=float)
+                  for key in first if key not in SETTINGS}
+        means[name] = {**first, **{key: float(v.mean()) for key, v in values.items()}}
+        stds[name] = {key: float(v.std(ddof=1)) if len(seeds) > 1 else 0.0
+                      for key, v in values.items()}
+    return means, stds
+
+
+def run_compare_seeds(out: Path, *, seeds: Sequence[int], quick: bool = True,
+                      variant: str = "default", log: Callable[[str], None] = print,
+                      **kwargs: Any) -> dict[int, dict[str, dict[str, float]]]:
+    """The comparison for each seed; returns ``{seed: rows}``.
+
+    One seed runs in ``out`` itself. Several run one after another in ``out/seed<S>`` (each
+    cached and resumable on its own), and ``out/compare.md``, ``results.json`` and
+    ``plots/compare.png`` give the mean ± std over seeds, with every seed's value in
+    ``results.json``.
+    """
+    from playspeed.report import write_compare_report
+
+    seeds = list(dict.fromkeys(seeds))
+    if len(seeds) == 1:
+        return {seeds[0]: run_compare(out, quick=quick, seed=seeds[0], variant=variant,
+                                      log=log, **kwargs)}
+    results = {seed: run_compare(Path(out) / f"seed{seed}", quick=quick, seed=seed,
+                                 variant=variant, log=log, **kwargs) for seed in seeds}
+    means, stds = summarize_seeds(results)
+    write_compare_report(out, means, row_names={name: row_label(name) for name in means},
+                         quick=quick, seeds=seeds, variant=variant, spread=stds,
+                         per_seed=results)
+    return results

@@ -105,17 +105,20 @@ def demo_configs(data_root: Path, store: Path, scale: DemoScale, seed: int
             load_config("finetune/synthetic_cpu", data + scale.finetune))
 
 
-def prepare_data(out: Path, scale: DemoScale, seed: int, log: Callable[[str], None]
-                 ) -> tuple[Config, Config]:
-    """The synthetic dataset and its frame store under ``out`` (cached stages); returns the
-    pretrain and fine-tune configs that point at them."""
+def prepare_data(out: Path, scale: DemoScale, seed: int, log: Callable[[str], None], *,
+                 variant: str = "default") -> tuple[Config, Config]:
+    """The synthetic dataset (``variant`` of the family) and its frame store under ``out``
+    (cached stages); returns the pretrain and fine-tune configs that point at them."""
     from playspeed.data.prepare import REPORT, prepare_dataset
     from playspeed.data.synthetic import write_dataset
 
     data_root, store = out / "data", out / "store"
+    # The scale sets how many videos and how large; a named variant keeps its own video
+    # lengths, since they are part of what it varies (field: 90-150 frames).
+    frames = scale.frames if variant == "default" else None
     _stage("synthetic dataset", data_root / "synth.json", lambda: write_dataset(
         data_root, num_classes=scale.classes, videos_per_class=scale.videos_per_class,
-        seed=seed, size=scale.video_size, frames=scale.frames, progress=True), log)
+        seed=seed, variant=variant, size=scale.video_size, frames=frames, progress=True), log)
     pretrain_config, finetune_config = demo_configs(data_root, store, scale, seed)
     _stage("frame store", store / REPORT, lambda: prepare_dataset(
         "ucf101", videos=data_root / "UCF-101", splits=data_root / "ucfTrainTestlist",

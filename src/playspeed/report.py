@@ -223,27 +223,35 @@ COMPARE_COLUMNS = {
 
 
 def results_table(rows: dict[str, dict[str, float]], row_names: dict[str, str],
-                  columns: dict[str, str] = DEMO_COLUMNS) -> str:
-    """A Markdown table: one row per model, one column per reading (percent)."""
+                  columns: dict[str, str] = DEMO_COLUMNS, *,
+                  spread: dict[str, dict[str, float]] | None = None) -> str:
+    """A Markdown table: one row per model, one column per reading (percent), shown as
+    ``mean ± std`` where ``spread`` gives a reading's standard deviation."""
     header = "| model | " + " | ".join(columns.values()) + " |"
     lines = [header, "|---|" + "---:|" * len(columns)]
     for name, row in rows.items():
-        cells = [f"{row[key]:.1f}" if key in row else "-" for key in columns]
+        stds = (spread or {}).get(name, {})
+        cells = [("-" if key not in row else f"{row[key]:.1f} ± {stds[key]:.1f}"
+                  if key in stds else f"{row[key]:.1f}") for key in columns]
         lines.append(f"| {row_names.get(name, name)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def plot_result_bars(rows: dict[str, dict[str, float]], row_names: dict[str, str],
-                     columns: dict[str, str], path: Path, *, title: str = "") -> Path:
-    """One panel per reading, one bar per model; a model's ``chance`` level is marked on
-    its pretext-accuracy bar."""
+                     columns: dict[str, str], path: Path, *, title: str = "",
+                     spread: dict[str, dict[str, float]] | None = None) -> Path:
+    """One panel per reading, one bar per model (whiskers: ``spread``, a standard
+    deviation per reading); a model's ``chance`` level is marked on its pretext-accuracy
+    bar."""
     fig, axes = plt.subplots(1, len(columns), figsize=(2.6 * len(columns), 3.6), sharey=True,
                              squeeze=False)
     names = list(rows)
     colours = plt.get_cmap("tab10")(np.arange(len(names)) % 10)
     for ax, (key, heading) in zip(axes[0], columns.items(), strict=True):
         values = [rows[n].get(key, np.nan) for n in names]
-        ax.bar(np.arange(len(names)), values, color=colours)
+        errors = [(spread or {}).get(n, {}).get(key, 0.0) for n in names]
+        ax.bar(np.arange(len(names)), values, color=colours, yerr=errors if spread else None,
+               capsize=2)
         if key == "pretext_acc":
             chance = [rows[n].get("chance", np.nan) for n in names]
             ax.hlines(chance, np.arange(len(names)) - 0.4, np.arange(len(names)) + 0.4,
@@ -261,24 +269,44 @@ def plot_result_bars(rows: dict[str, dict[str, float]], row_names: dict[str, str
 
 
 def write_compare_report(out: Path, rows: dict[str, dict[str, Any]], *,
-                         row_names: dict[str, str], quick: bool, seed: int) -> Path:
+                         row_names: dict[str, str], quick: bool, seeds: Sequence[int],
+                         variant: str = "default",
+                         spread: dict[str, dict[str, float]] | None = None,
+                         per_seed: dict[int, dict[str, dict[str, Any]]] | None = None) -> Path:
     """``OUT/compare.md`` (table, bar chart, training curves), ``OUT/results.json`` (the same
-    numbers) and ``OUT/plots/compare.png``. Prints the table."""
+    numbers) and ``OUT/plots/compare.png``. Prints the table.
+
+    One seed: ``rows`` are its readings and ``OUT/pretrain_<row>`` its runs. Several:
+    ``rows`` are means over seeds, ``spread`` their standard deviations, ``per_seed`` every
+    seed's rows (their runs and curves are in ``OUT/seed<S>``).
+    """
     from playspeed.io import atomic_write_text, write_json
 
     out = Path(out)
     plots = out / "plots"
     columns = {k: v for k, v in COMPARE_COLUMNS.items() if k != "chance"}
-    plot_result_bars(rows, row_names, columns, plots / "compare.png",
-                     title="pretext objectives at equal cost (dashed: chance)")
-    plot_curves({row_names[n]: out / f"pretrain_{n}" for n in rows if n != "scratch"},
-                ["train/loss", "val/pretext_acc"], plots / "pretrain_curves.png",
-                title="pretext training")
-    table = results_table(rows, row_names, COMPARE_COLUMNS)
+    plot_result_bars(rows, row_names, columns, plots / "compare.png", spread=spread,
+                     title="pretext objectives at equal cost (dashed: chance"
+                           + (f"; whiskers: std over {len(seeds)} seeds)" if spread else ")"))
+    table = results_table(rows, row_names, COMPARE_COLUMNS, spread=spread)
     clips = sorted({row["clips_seen"] for row in rows.values() if "clips_seen" in row})
-    write_json(out / "results.json", {"mode": "quick" if quick else "full", "seed": seed,
-                                      "rows": rows})
-    text = f"""# playspeed compare ({'quick' if quick else 'full'} mode, seed {seed})
+    summary = {"mode": "quick" if quick else "full", "variant": variant}
+    if per_seed:
+        write_json(out / "results.json", {**summary, "seeds": list(seeds), "rows": rows,
+                                          "std": spread, "per_seed": per_seed})
+        runs = "Mean ± standard deviation over seeds; each seed's report: " + ", ".join(
+            f"[seed {s}](seed{s}/compare.md)" for s in seeds) + "."
+        curves = ""
+    else:
+        write_json(out / "results.json", {**summary, "seed": seeds[0], "rows": rows})
+        plot_curves({row_names[n]: out / f"pretrain_{n}" for n in rows if n != "scratch"},
+                    ["train/loss", "val/pretext_acc"], plots / "pretrain_curves.png",
+                    title="pretext training")
+        runs = ""
+        curves = "\n![pretext training](plots/pretrain_curves.png)\n"
+    seed_text = ", ".join(str(s) for s in seeds)
+    text = f"""# playspeed compare ({'quick' if quick else 'full'} mode, synthetic set \
+`{variant}`, seed{'s' if len(seeds) > 1 else ''} {seed_text})
 
 Each pretext objective pretrains the same backbone on the synthetic set for the same
 budget in clips seen ({', '.join(f'{c:,}' for c in clips)}: the same optimiser steps and
@@ -287,14 +315,12 @@ Percentages on the test split: video top-1 after fine-tuning (softmax averaged o
 spaced clips); retrieval, k-NN and linear probe on frozen features (test videos query the
 training videos; scratch: random init). Pretext accuracy is measured on held-out training
 videos and means a different task per objective: compare it with its own chance level,
-not across rows. Each stage's `metrics.json` states its protocol in full.
+not across rows. Each stage's `metrics.json` states its protocol in full. {runs}
 
 {table}
 
 ![comparison](plots/compare.png)
-
-![pretext training](plots/pretrain_curves.png)
-"""
+{curves}"""
     atomic_write_text(out / "compare.md", text)
     print(table)
     return out / "compare.md"
