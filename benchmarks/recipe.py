@@ -29,7 +29,7 @@ from pathlib import Path
 from playspeed.config import override_config
 from playspeed.console import quiet_dependencies
 from playspeed.data.sampling import constant_guess_accuracy
-from playspeed.demo import DemoScale, _stage, demo_configs, train_stage
+from playspeed.demo import DemoScale, _stage, prepare_data, train_stage
 from playspeed.io import atomic_write_text, write_json
 
 COLUMNS = {
@@ -45,8 +45,6 @@ COLUMNS = {
 def run_chain(out: Path, *, variant: str, seed: int, scale: DemoScale,
               log=print) -> dict:
     """One variant and seed through the whole chain (cached stages); returns its row."""
-    from playspeed.data.prepare import REPORT, prepare_dataset
-    from playspeed.data.synthetic import write_dataset
     from playspeed.tasks.checkpoints import load_task
     from playspeed.tasks.data import load_records
     from playspeed.tasks.evaluation import evaluate
@@ -55,15 +53,9 @@ def run_chain(out: Path, *, variant: str, seed: int, scale: DemoScale,
     from playspeed.tasks.retrieval import retrieval_metrics
 
     started = time.perf_counter()
-    data_root, store = out / "data", out / "store"
-    synth = {"variant": variant, "seed": seed, "videos_per_class": scale.videos_per_class,
-             "num_classes": scale.classes, "size": scale.video_size, "frames": scale.frames}
-    _stage(f"synth {variant} seed {seed}", data_root / "synth.json",
-           lambda: write_dataset(data_root, **synth), log)
-    _stage("prepare", store / REPORT, lambda: prepare_dataset(
-        "ucf101", videos=data_root / "UCF-101", splits=data_root / "ucfTrainTestlist",
-        out=store, workers=scale.workers), log)
-    pretrain_config, finetune_config = demo_configs(data_root, store, scale, seed)
+    # A user's chain: the store at `prepare`'s default size, not the clips'.
+    pretrain_config, finetune_config = prepare_data(out, scale, seed, log, variant=variant,
+                                                    store_at_clip_size=False)
     finetune_config = override_config(finetune_config,
                                       [f"model.norm={pretrain_config.model.norm}"])
     pretext = train_stage("pretrain", out / "pretrain", lambda resume: pretrain(

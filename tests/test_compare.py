@@ -95,8 +95,25 @@ def test_compare_command_names_an_unknown_variant_before_running(tmp_path, capsy
     assert not (tmp_path / "run").exists()
 
 
-def test_a_variant_keeps_its_own_video_lengths(tmp_path):
-    prepare_data(tmp_path, TINY, 0, lambda line: None, variant="field")
+def test_a_variant_keeps_its_own_video_lengths(tmp_path, monkeypatch):
+    import playspeed.demo
+
+    class Stop(Exception):
+        pass
+
+    seen = {}
+
+    def stop_at_data(out, scale, seed, log, *, variant):
+        seen.update(scale=scale, variant=variant)
+        raise Stop
+
+    monkeypatch.setattr(playspeed.demo, "prepare_data", stop_at_data)
+    with pytest.raises(Stop):
+        run_compare(tmp_path, variant="field", scale=TINY, log=lambda line: None)
+    assert seen["variant"] == "field" and seen["scale"].frames is None
+    assert seen["scale"].video_size == TINY.video_size
+    monkeypatch.undo()
+    prepare_data(tmp_path, seen["scale"], 0, lambda line: None, variant="field")
     synth = json.loads((tmp_path / "data" / "synth.json").read_text())
     assert synth["variant"] == "field" and synth["options"]["frames"] == [90, 150]
     assert synth["size"] == list(TINY.video_size) and len(synth["classes"]) == 3

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -117,6 +117,8 @@ def run_compare(out: Path, *, objectives: Sequence[str] = DEFAULT_OBJECTIVES,
     synth_options(variant)  # an unknown variant fails here, before any stage runs
     objectives = tuple(dict.fromkeys(objectives))  # once each, in the order given
     scale = scale or (QUICK if quick else FULL)
+    if variant != "default":  # its video lengths are part of what a variant varies
+        scale = replace(scale, frames=None)
     out = Path(out)
     claim_run_dir(out, {"seed": seed, "mode": "quick" if quick else "full",
                         "variant": variant, "objectives": list(objectives),

@@ -33,8 +33,8 @@ class DemoScale:
 
     classes: int | None  # None: every class of the synthetic set
     videos_per_class: int
-    frames: int
-    video_size: tuple[int, int]  # W, H of the written videos
+    frames: int | tuple[int, int] | None  # length (range) of the videos; None: the variant's
+    video_size: tuple[int, int] | None  # W, H of the written videos; None: the variant's
     pretrain: list[str] = field(default_factory=list)  # overrides of pretrain/synthetic_cpu
     finetune: list[str] = field(default_factory=list)  # overrides of finetune/synthetic_cpu
     pretrain_runs: tuple[str, ...] = ("bn", "tgn")
@@ -106,23 +106,28 @@ def demo_configs(data_root: Path, store: Path, scale: DemoScale, seed: int
 
 
 def prepare_data(out: Path, scale: DemoScale, seed: int, log: Callable[[str], None], *,
-                 variant: str = "default") -> tuple[Config, Config]:
+                 variant: str = "default", store_at_clip_size: bool = True
+                 ) -> tuple[Config, Config]:
     """The synthetic dataset (``variant`` of the family) and its frame store under ``out``
-    (cached stages); returns the pretrain and fine-tune configs that point at them."""
+    (cached stages); returns the pretrain and fine-tune configs that point at them.
+
+    The store holds frames at the configs' ``clip.resize`` (the cheapest to read), or at
+    ``prepare``'s default size as a user's would (``store_at_clip_size=False``).
+    """
     from playspeed.data.prepare import REPORT, prepare_dataset
     from playspeed.data.synthetic import write_dataset
 
     data_root, store = out / "data", out / "store"
-    # The scale sets how many videos and how large; a named variant keeps its own video
-    # lengths, since they are part of what it varies (field: 90-150 frames).
-    frames = scale.frames if variant == "default" else None
-    _stage("synthetic dataset", data_root / "synth.json", lambda: write_dataset(
-        data_root, num_classes=scale.classes, videos_per_class=scale.videos_per_class,
-        seed=seed, variant=variant, size=scale.video_size, frames=frames, progress=True), log)
+    _stage(f"synthetic dataset ({variant}, seed {seed})", data_root / "synth.json",
+           lambda: write_dataset(data_root, num_classes=scale.classes,
+                                 videos_per_class=scale.videos_per_class, seed=seed,
+                                 variant=variant, size=scale.video_size, frames=scale.frames,
+                                 progress=True), log)
     pretrain_config, finetune_config = demo_configs(data_root, store, scale, seed)
+    size = {"resize": tuple(pretrain_config.clip.resize)} if store_at_clip_size else {}
     _stage("frame store", store / REPORT, lambda: prepare_dataset(
         "ucf101", videos=data_root / "UCF-101", splits=data_root / "ucfTrainTestlist",
-        out=store, resize=tuple(pretrain_config.clip.resize), workers=scale.workers), log)
+        out=store, workers=scale.workers, **size), log)
     return pretrain_config, finetune_config
 
 
