@@ -119,12 +119,13 @@ def test_a_variant_keeps_its_own_video_lengths(tmp_path, monkeypatch):
     assert synth["size"] == list(TINY.video_size) and len(synth["classes"]) == 3
 
 
-def _rows(video_top1: float) -> dict:
+def _rows(video_top1: float, warning: str | None = None) -> dict:
     readings = {"video_top1": video_top1, "clip_top1": 1.0, "retrieval_top1": 2.0,
                 "retrieval_top5": 3.0, "knn_top1": 4.0, "linear_top1": 5.0}
     return {"scratch": dict(readings),
             "classify": {"objective": "classify", "norm": "tgn", "pretext_acc": 50.0,
-                         "chance": 12.5, "clips_seen": 480, **readings}}
+                         "pretext_warning": warning, "chance": 12.5, "clips_seen": 480,
+                         **readings}}
 
 
 def test_summarize_seeds_gives_mean_and_sample_std_of_readings_only():
@@ -134,6 +135,7 @@ def test_summarize_seeds_gives_mean_and_sample_std_of_readings_only():
     assert stds["scratch"]["knn_top1"] == 0.0
     assert means["classify"]["chance"] == 12.5 and means["classify"]["norm"] == "tgn"
     assert "chance" not in stds["classify"] and "clips_seen" not in stds["classify"]
+    assert "pretext_warning" not in means["classify"] and "pretext_warning" not in stds["classify"]
 
 
 def test_several_seeds_run_in_their_own_directories_and_are_summarised(tmp_path, monkeypatch):
@@ -141,7 +143,7 @@ def test_several_seeds_run_in_their_own_directories_and_are_summarised(tmp_path,
 
     def fake_run_compare(out, *, seed, variant, **kwargs):
         calls.append((out, seed, variant))
-        return _rows(10.0 * (seed + 1))
+        return _rows(10.0 * (seed + 1), warning="the pretext did not learn" if seed else None)
 
     monkeypatch.setattr(compare, "run_compare", fake_run_compare)
     results = run_compare_seeds(tmp_path, seeds=[0, 2, 0], variant="field", quick=True,
@@ -155,4 +157,5 @@ def test_several_seeds_run_in_their_own_directories_and_are_summarised(tmp_path,
     report = (tmp_path / "compare.md").read_text()
     assert "synthetic set `field`, seeds 0, 2" in report and "(seed2/compare.md)" in report
     assert "| classify (TGN) | 50.0 ± 0.0 | 12.5 | 20.0 ± 14.1 |" in report
+    assert "**The pretext did not learn**" in report and "- **classify (TGN)**: seed 2\n" in report
     assert (tmp_path / "plots" / "compare.png").stat().st_size > 1000

@@ -136,6 +136,7 @@ def run_compare(out: Path, *, objectives: Sequence[str] = DEFAULT_OBJECTIVES,
         rows[name] = {
             "objective": pretext.objective, "norm": config.model.norm,
             "pretext_acc": metrics.get("pretext_val_acc", float("nan")),
+            "pretext_warning": metrics.get("pretext_warning"),  # None: it learned
             "chance": OBJECTIVES[pretext.objective].chance(
                 speeds=pretext.speeds, directions=pretext.directions,
                 num_clips=pretext.num_clips),
@@ -155,14 +156,18 @@ SETTINGS = ("objective", "norm", "chance", "clips_seen")
 def summarize_seeds(results: dict[int, dict[str, dict[str, Any]]]
                     ) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, float]]]:
     """Per row, the mean of every reading over seeds and its sample standard deviation
-    (``{seed: rows}`` -> ``(means, stds)``; settings are copied from the first seed)."""
+    (``{seed: rows}`` -> ``(means, stds)``; settings are copied from the first seed, and
+    per-seed notes such as ``pretext_warning`` stay in ``results``)."""
     seeds = list(results)
     means: dict[str, dict[str, Any]] = {}
     stds: dict[str, dict[str, float]] = {}
     for name, first in results[seeds[0]].items():
+        readings = [key for key, value in first.items() if key not in SETTINGS
+                    and isinstance(value, int | float) and not isinstance(value, bool)]
         values = {key: np.array([results[s][name][key] for s in seeds], dtype=float)
-                  for key in first if key not in SETTINGS}
-        means[name] = {**first, **{key: float(v.mean()) for key, v in values.items()}}
+                  for key in readings}
+        means[name] = {**{key: first[key] for key in SETTINGS if key in first},
+                       **{key: float(v.mean()) for key, v in values.items()}}
         stds[name] = {key: float(v.std(ddof=1)) if len(seeds) > 1 else 0.0
                       for key, v in values.items()}
     return means, stds

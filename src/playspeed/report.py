@@ -281,6 +281,7 @@ def write_compare_report(out: Path, rows: dict[str, dict[str, Any]], *,
     seed's rows (their runs and curves are in ``OUT/seed<S>``).
     """
     from playspeed.io import atomic_write_text, write_json
+    from playspeed.tasks.pretext import CHANCE_LOSS_MARGIN, CHANCE_MARGIN_POINTS
 
     out = Path(out)
     plots = out / "plots"
@@ -304,6 +305,17 @@ def write_compare_report(out: Path, rows: dict[str, dict[str, Any]], *,
                     title="pretext training")
         runs = ""
         curves = "\n![pretext training](plots/pretrain_curves.png)\n"
+    by_seed = per_seed or {seeds[0]: rows}
+    failed = {name: [seed for seed, seed_rows in by_seed.items()
+                     if seed_rows[name].get("pretext_warning")] for name in rows}
+    checks = "\n".join(
+        f"- **{row_names[n]}**: seed{'s' if len(s) > 1 else ''} {', '.join(map(str, s))}"
+        for n, s in failed.items() if s)
+    checks = ("**The pretext did not learn** (validation accuracy under "
+              f"{CHANCE_MARGIN_POINTS:g} points above chance, or the training loss within "
+              f"{CHANCE_LOSS_MARGIN:.0%} of ln K; the run's `metrics.json` says what to "
+              "try):\n\n"
+              + checks) if checks else "Every pretext ended above chance (accuracy and loss)."
     seed_text = ", ".join(str(s) for s in seeds)
     text = f"""# playspeed compare ({'quick' if quick else 'full'} mode, synthetic set \
 `{variant}`, seed{'s' if len(seeds) > 1 else ''} {seed_text})
@@ -318,6 +330,8 @@ videos and means a different task per objective: compare it with its own chance 
 not across rows. Each stage's `metrics.json` states its protocol in full. {runs}
 
 {table}
+
+{checks}
 
 ![comparison](plots/compare.png)
 {curves}"""
