@@ -26,9 +26,9 @@ import json
 import time
 from pathlib import Path
 
+from playspeed.compare import downstream_chance
 from playspeed.config import override_config
 from playspeed.console import quiet_dependencies
-from playspeed.data.sampling import constant_guess_accuracy
 from playspeed.demo import DemoScale, _stage, prepare_data, train_stage
 from playspeed.io import atomic_write_text, write_json
 
@@ -46,7 +46,6 @@ def run_chain(out: Path, *, variant: str, seed: int, scale: DemoScale,
               log=print) -> dict:
     """One variant and seed through the whole chain (cached stages); returns its row."""
     from playspeed.tasks.checkpoints import load_task
-    from playspeed.tasks.data import load_records
     from playspeed.tasks.evaluation import evaluate
     from playspeed.tasks.finetune import finetune
     from playspeed.tasks.pretext import pretrain
@@ -76,12 +75,7 @@ def run_chain(out: Path, *, variant: str, seed: int, scale: DemoScale,
                                                  out=out / "retrieval",
                                                  num_clips=finetune_config.clip.test_clips),
                        log)
-    test_labels = [r.label for r in load_records(finetune_config, "test")]
-    chance = constant_guess_accuracy(test_labels)
-    # Retrieval top-1 by chance: the share of gallery videos of the query's class, averaged.
-    gallery = [r.label for r in load_records(finetune_config, "train")]
-    retrieval_chance = 100 * sum(gallery.count(label) for label in test_labels) / (
-        len(gallery) * len(test_labels))
+    chance = downstream_chance(finetune_config)
     # Wall time of the whole chain, summed over the runs that built it (a resume adds on).
     wall = out / "wall.json"
     seconds = time.perf_counter() - started + (
@@ -95,8 +89,8 @@ def run_chain(out: Path, *, variant: str, seed: int, scale: DemoScale,
         "pretext_learned": pretext.get("pretext_learned"),
         "video_top1_pretrained": videos["pretrained"][0],
         "video_top1_scratch": videos["scratch"][0],
-        "video_chance": round(chance, 2), "retrieval_top1": retrieval["top1"],
-        "retrieval_chance": round(retrieval_chance, 2),
+        "video_chance": round(chance["video_top1"], 2), "retrieval_top1": retrieval["top1"],
+        "retrieval_chance": round(chance["retrieval_top1"], 2),
         "pretext_clips": pretext.get("clips_seen"), "finetune_clips": videos["pretrained"][1],
         "wall_s": round(seconds, 1),
     }

@@ -48,7 +48,7 @@ def compare_run(tmp_path_factory):
 
 def test_compare_writes_table_json_and_chart(compare_run):
     out, rows = compare_run
-    assert list(rows) == ["scratch", "classify", "rotation", "classify_bn"]
+    assert list(rows) == ["chance", "scratch", "classify", "rotation", "classify_bn"]
     assert json.loads((out / "results.json").read_text())["rows"] == json.loads(
         json.dumps(rows))
     report = (out / "compare.md").read_text()
@@ -59,13 +59,19 @@ def test_compare_writes_table_json_and_chart(compare_run):
     assert rows["classify"]["chance"] == pytest.approx(100 / 6)  # 3 speeds x 2 directions
     assert rows["rotation"]["chance"] == 25.0
     assert rows["classify_bn"]["norm"] == "bn" and rows["classify"]["norm"] == "tgn"
+    # learning nothing: a constant guess of the balanced test split, a random ranking
+    chance = rows["chance"]
+    assert chance["video_top1"] == chance["knn_top1"] == chance["linear_top1"] == \
+        pytest.approx(100 / 3)
+    assert chance["video_top1"] <= chance["retrieval_top1"] < chance["retrieval_top5"] <= 100
+    assert "| chance (learns nothing) | - | - | 33.3 |" in report
     # the same budget in clips seen; rotation gets it from one-clip samples
-    assert len({rows[n]["clips_seen"] for n in rows if n != "scratch"}) == 1
+    assert len({rows[n]["clips_seen"] for n in rows if n not in ("chance", "scratch")}) == 1
     configs = {n: json.loads(json.dumps(
         load_config(out / f"pretrain_{n}" / "config.yaml").pretext.num_clips))
         for n in ("classify", "rotation")}
     assert configs == {"classify": 3, "rotation": 1}
-    for name in rows:
+    for name in set(rows) - {"chance"}:
         probe = json.loads((out / f"probe_{name}" / "metrics.json").read_text())
         assert rows[name]["linear_top1"] == probe["linear_top1"]
         if name != "scratch":

@@ -33,6 +33,8 @@ from playspeed.errors import PlayspeedError
 from playspeed.objectives import OBJECTIVES
 
 DEFAULT_OBJECTIVES = tuple(OBJECTIVES)
+#: The rows that are not a pretext objective.
+FIXED_ROWS = {"chance": "chance (learns nothing)", "scratch": "scratch (random init)"}
 
 
 def row_name(objective: str, norm: str) -> str:
@@ -41,8 +43,8 @@ def row_name(objective: str, norm: str) -> str:
 
 def row_label(name: str) -> str:
     """``classify_bn`` -> ``classify (BN)``; ``scratch`` -> ``scratch (random init)``."""
-    if name == "scratch":
-        return "scratch (random init)"
+    if name in FIXED_ROWS:
+        return FIXED_ROWS[name]
     objective, _, norm = name.partition("_")
     return f"{objective} ({(norm or 'tgn').upper()})"
 
@@ -75,6 +77,23 @@ def _train_videos(config: Config) -> int:
     from playspeed.tasks.pretext import pretrain_datasets
 
     return len(pretrain_datasets(config)[0])
+
+
+def downstream_chance(config: Config) -> dict[str, float]:
+    """The readings of a model that learned nothing, on ``config``'s split: always the most
+    frequent class (video and clip top-1, k-NN, linear probe) and a random ranking of the
+    training videos (retrieval top-1 and top-5)."""
+    from playspeed.data.sampling import constant_guess_accuracy
+    from playspeed.tasks.data import load_records
+    from playspeed.tasks.retrieval import retrieval_chance
+
+    test = [record.label for record in load_records(config, "test")]
+    gallery = [record.label for record in load_records(config, "train")]
+    guess = constant_guess_accuracy(test)
+    return {"video_top1": guess, "clip_top1": guess,
+            "retrieval_top1": retrieval_chance(test, gallery, k=1),
+            "retrieval_top5": retrieval_chance(test, gallery, k=5),
+            "knn_top1": guess, "linear_top1": guess}
 
 
 def comparison_configs(pretrain_config: Config, objectives: Sequence[str]
@@ -127,9 +146,10 @@ def run_compare(out: Path, *, objectives: Sequence[str] = DEFAULT_OBJECTIVES,
         override_config(config, list(overrides))
         for config in prepare_data(out, scale, seed, log, variant=variant))
     configs = comparison_configs(pretrain_config, objectives)
-    rows: dict[str, dict[str, Any]] = {"scratch": downstream_row(
+    rows: dict[str, dict[str, Any]] = {"chance": downstream_chance(finetune_config)}
+    rows["scratch"] = downstream_row(
         out, "scratch", row_label("scratch"), init=None, norm=finetune_config.model.norm,
-        finetune_config=finetune_config, seed=seed, log=log)}
+        finetune_config=finetune_config, seed=seed, log=log)
     for name, config in configs.items():
         metrics, init = pretrain_row(out, name, row_label(name), config, log)
         pretext = config.pretext

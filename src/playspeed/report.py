@@ -239,10 +239,11 @@ def results_table(rows: dict[str, dict[str, float]], row_names: dict[str, str],
 
 def plot_result_bars(rows: dict[str, dict[str, float]], row_names: dict[str, str],
                      columns: dict[str, str], path: Path, *, title: str = "",
-                     spread: dict[str, dict[str, float]] | None = None) -> Path:
+                     spread: dict[str, dict[str, float]] | None = None,
+                     baseline: dict[str, float] | None = None) -> Path:
     """One panel per reading, one bar per model (whiskers: ``spread``, a standard
     deviation per reading); a model's ``chance`` level is marked on its pretext-accuracy
-    bar."""
+    bar, a reading's ``baseline`` (what learning nothing scores) across its panel."""
     fig, axes = plt.subplots(1, len(columns), figsize=(2.6 * len(columns), 3.6), sharey=True,
                              squeeze=False)
     names = list(rows)
@@ -257,6 +258,8 @@ def plot_result_bars(rows: dict[str, dict[str, float]], row_names: dict[str, str
             ax.hlines(chance, np.arange(len(names)) - 0.4, np.arange(len(names)) + 0.4,
                       colors="black", linestyles="--", label="chance")
             ax.legend(fontsize=7)
+        if baseline and key in baseline:
+            ax.axhline(baseline[key], color="black", linestyle=":", linewidth=1)
         ax.set_xticks(np.arange(len(names)), [row_names.get(n, n) for n in names],
                       rotation=60, ha="right", fontsize=7)
         ax.set_title(heading, fontsize=9)
@@ -286,8 +289,11 @@ def write_compare_report(out: Path, rows: dict[str, dict[str, Any]], *,
     out = Path(out)
     plots = out / "plots"
     columns = {k: v for k, v in COMPARE_COLUMNS.items() if k != "chance"}
-    plot_result_bars(rows, row_names, columns, plots / "compare.png", spread=spread,
-                     title="pretext objectives at equal cost (dashed: chance"
+    models = {name: row for name, row in rows.items() if name != "chance"}
+    plot_result_bars(models, row_names, columns, plots / "compare.png", spread=spread,
+                     baseline=rows.get("chance"),
+                     title="pretext objectives at equal cost (chance: dashed per pretext, "
+                           "dotted for the test readings"
                            + (f"; whiskers: std over {len(seeds)} seeds)" if spread else ")"))
     table = results_table(rows, row_names, COMPARE_COLUMNS, spread=spread)
     clips = sorted({row["clips_seen"] for row in rows.values() if "clips_seen" in row})
@@ -307,7 +313,7 @@ def write_compare_report(out: Path, rows: dict[str, dict[str, Any]], *,
         curves = "\n![pretext training](plots/pretrain_curves.png)\n"
     by_seed = per_seed or {seeds[0]: rows}
     failed = {name: [seed for seed, seed_rows in by_seed.items()
-                     if seed_rows[name].get("pretext_warning")] for name in rows}
+                     if seed_rows[name].get("pretext_warning")] for name in models}
     checks = "\n".join(
         f"- **{row_names[n]}**: seed{'s' if len(s) > 1 else ''} {', '.join(map(str, s))}"
         for n, s in failed.items() if s)

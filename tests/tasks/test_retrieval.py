@@ -4,12 +4,13 @@ to end on the tiny synthetic set."""
 import csv
 import json
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
 from playspeed.cli import main
-from playspeed.tasks.retrieval import rank_gallery, retrieve, topk_accuracy
+from playspeed.tasks.retrieval import rank_gallery, retrieval_chance, retrieve, topk_accuracy
 
 
 def test_rank_gallery_orders_by_cosine_similarity():
@@ -158,3 +159,17 @@ def test_retrieve_command_errors(tiny_pretrain_ckpt, tmp_path, capsys, argv, mes
     assert main(["retrieve", *argv, "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "\n" not in err and message in err
+
+
+def test_retrieval_chance_is_the_expected_hit_rate_of_a_random_ranking():
+    gallery = [0, 0, 1, 2]
+    # top-1: the share of the query's class in the gallery, averaged over queries
+    assert retrieval_chance([0, 1], gallery, k=1) == pytest.approx(100 * (2 / 4 + 1 / 4) / 2)
+    # top-2: a miss draws both from the other classes: C(2,2)/C(4,2) and C(3,2)/C(4,2)
+    assert retrieval_chance([0, 1], gallery, k=2) == pytest.approx(100 * (5 / 6 + 3 / 6) / 2)
+    assert retrieval_chance([0, 1], gallery, k=5) == 100.0  # k past the gallery: all of it
+    assert retrieval_chance([3], gallery, k=2) == 0.0  # a class absent from the gallery
+    # a simulation of random rankings agrees
+    rng = np.random.default_rng(0)
+    hits = np.mean([np.isin(0, rng.permutation(gallery)[:2]) for _ in range(4000)])
+    assert 100 * hits == pytest.approx(retrieval_chance([0], gallery, k=2), abs=3)

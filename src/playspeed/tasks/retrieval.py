@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import csv
 import io
+import math
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -94,6 +96,21 @@ def topk_accuracy(ranked: torch.Tensor, query_labels: torch.Tensor,
     first_hit = torch.where(matches.any(1), matches.float().argmax(1),
                             torch.full_like(query_labels, ranked.shape[1]))
     return {f"top{k}": percent(first_hit < k) for k in ks}
+
+
+def retrieval_chance(query_labels: Sequence[int], gallery_labels: Sequence[int], *,
+                     k: int) -> float:
+    """Top-``k`` accuracy (percent) of a random ranking of the gallery, in expectation: a
+    query whose class has ``m`` of the ``G`` gallery videos misses with probability
+    ``C(G - m, k) / C(G, k)``."""
+    gallery = len(gallery_labels)
+    if not query_labels or not gallery:
+        return float("nan")
+    counts = Counter(gallery_labels)
+    draws = min(k, gallery)
+    misses = [math.comb(gallery - counts[label], draws) / math.comb(gallery, draws)
+              for label in query_labels]
+    return 100 * (1 - sum(misses) / len(misses))
 
 
 def retrieval_metrics(backbone: torch.nn.Module, config: Config, *, out: Path,
