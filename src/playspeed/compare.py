@@ -3,8 +3,9 @@
 Every chosen objective (:mod:`playspeed.objectives`) is pretrained on the demo's synthetic
 dataset with the same backbone, then fine-tuned, tested, and read by retrieval, k-NN and
 a linear probe exactly as the demo does (its stages, cached the same way: an interrupted
-comparison resumes, a finished one reruns from cache). Rows: scratch (random init), each
-objective with the config's norm (TGN), and ``classify`` with BatchNorm. The synthetic set
+comparison resumes, a finished one reruns from cache). Rows: chance (what a model that
+learned nothing scores), scratch (random init), each objective with the config's norm (TGN),
+and ``classify`` with BatchNorm. The synthetic set
 may be any named variant (:data:`playspeed.data.synthetic.VARIANTS`); several seeds run one
 after another, each in its own directory, and are summarised as mean ± std.
 
