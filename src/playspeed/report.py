@@ -231,8 +231,8 @@ def results_table(rows: dict[str, dict[str, float]], row_names: dict[str, str],
     lines = [header, "|---|" + "---:|" * len(columns)]
     for name, row in rows.items():
         stds = (spread or {}).get(name, {})
-        cells = [("-" if key not in row else f"{row[key]:.1f} ± {stds[key]:.1f}"
-                  if key in stds else f"{row[key]:.1f}") for key in columns]
+        cells = ["-" if key not in row else f"{row[key]:.1f}"
+                 + (f" ± {stds[key]:.1f}" if key in stds else "") for key in columns]
         lines.append(f"| {row_names.get(name, name)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -306,7 +306,7 @@ def write_compare_report(out: Path, rows: dict[str, dict[str, Any]], *,
         curves = ""
     else:
         write_json(out / "results.json", {**summary, "seed": seeds[0], "rows": rows})
-        plot_curves({row_names[n]: out / f"pretrain_{n}" for n in rows if n != "scratch"},
+        plot_curves({row_names[n]: out / f"pretrain_{n}" for n in models if n != "scratch"},
                     ["train/loss", "val/pretext_acc"], plots / "pretrain_curves.png",
                     title="pretext training")
         runs = ""
