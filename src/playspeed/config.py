@@ -104,6 +104,9 @@ class OptimConfig:
 class FinetuneConfig:
     init: str | None = None  # pretrain checkpoint; null trains from scratch
     norm_stats: str = "update"  # update | frozen: keep the pretrained BN/TGN statistics
+    # Training clips get a still frame of another clip of the batch blended in, with weight
+    # drawn from [0, this) (data.transforms.mix_still_frames); 0 is off.
+    still_mix: float = 0.0
 
 
 @dataclass
@@ -265,6 +268,7 @@ def validate(config: Config, *, source: str = "config") -> None:
     check(config.optim.batch_size >= 1, "optim.batch_size", "must be >= 1")
     check(config.optim.backbone_lr_scale >= 0, "optim.backbone_lr_scale", "must be >= 0")
     one_of(config.finetune.norm_stats, ("update", "frozen"), "finetune.norm_stats")
+    check(0 <= config.finetune.still_mix < 1, "finetune.still_mix", "must be in [0, 1)")
     one_of(config.trainer.memory_format, MEMORY_FORMATS, "trainer.memory_format")
     check(config.trainer.max_epochs >= 1, "trainer.max_epochs", "must be >= 1")
 

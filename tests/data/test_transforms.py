@@ -4,7 +4,12 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from playspeed.data.transforms import IMAGENET_MEAN, IMAGENET_STD, ClipTransform
+from playspeed.data.transforms import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    ClipTransform,
+    mix_still_frames,
+)
 
 IDENTITY = {"mean": (0.0, 0.0, 0.0), "std": (1 / 255, 1 / 255, 1 / 255)}  # output = pixel value
 
@@ -137,3 +142,32 @@ def test_brightness_scales_every_pixel_by_one_factor():
     ratio = bright / plain
     assert 0.5 <= float(ratio.mean()) <= 1.5
     torch.testing.assert_close(ratio, ratio.mean().expand_as(ratio), atol=1e-4, rtol=1e-4)
+
+
+def test_mix_still_frames_adds_one_still_frame_of_the_previous_clip():
+    clips = torch.randn(4, 3, 6, 5, 5)
+    mixed = mix_still_frames(clips, max_weight=0.5, generator=torch.Generator().manual_seed(0))
+    assert mixed.shape == clips.shape
+    for i in range(4):
+        other = clips[i - 1]  # C x T x H x W
+        added = mixed[i] - clips[i]  # w * (still - clip): fit w and the still frame
+        # Some frame t of the other clip, weight in (0, 0.5), explains the change exactly.
+        fits = []
+        for t in range(6):
+            still = other[:, t:t + 1]
+            difference = still - clips[i]
+            w = (added * difference).sum() / difference.square().sum()
+            if torch.allclose(added, w * difference, atol=1e-5):
+                fits.append(float(w))
+        assert len(fits) == 1 and 0 < fits[0] < 0.5
+
+
+def test_mix_still_frames_off_and_bad_input():
+    clips = torch.randn(2, 3, 4, 5, 5)
+    assert mix_still_frames(clips, max_weight=0.0) is clips
+    single = clips[:1]
+    assert mix_still_frames(single, max_weight=0.5) is single  # no other clip to take from
+    with pytest.raises(ValueError, match="max_weight"):
+        mix_still_frames(clips, max_weight=1.0)
+    with pytest.raises(ValueError, match="B x C x T x H x W"):
+        mix_still_frames(clips[0], max_weight=0.5)

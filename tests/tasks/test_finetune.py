@@ -45,6 +45,26 @@ def test_finetune_from_scratch_differs_and_trains(tiny_config, pretrained, tmp_p
     assert not torch.equal(scratch[key], pretrained_weights[key])
 
 
+def test_still_mix_reaches_the_training_clips(tiny_config, tmp_path, monkeypatch):
+    from playspeed.tasks import finetune as module
+
+    weights = []
+
+    def recording(clips, *, max_weight):
+        weights.append(max_weight)
+        return torch.zeros_like(clips)  # the model must see what the mix returns
+
+    seen = []
+    monkeypatch.setattr(module, "mix_still_frames", recording)
+    monkeypatch.setattr(module.ActionRecognition, "forward",
+                        lambda self, clips: seen.append(clips.abs().sum().item())
+                        or self.classifier(self.embed(clips)))
+    finetune(tiny_config("finetune", "finetune.still_mix=0.4", "trainer.max_epochs=1"),
+             tmp_path)
+    assert weights and set(weights) == {0.4}
+    assert seen[0] == 0  # the first forward is a training step's (no sanity validation)
+
+
 def test_checkpoint_of_another_backbone_is_named(tiny_config, pretrained, tmp_path):
     config = tiny_config("finetune", "model.norm=bn")
     with pytest.raises(PlayspeedError, match=r"model.norm=tgn, the config asks for bn"):

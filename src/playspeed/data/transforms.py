@@ -1,4 +1,5 @@
-"""Clip transforms: whole-clip torch ops, one set of random parameters per clip.
+"""Clip transforms: whole-clip torch ops, one set of random parameters per clip; and one
+batch transform, :func:`mix_still_frames`.
 
 A transform maps one clip, ``uint8 T x H x W x C`` (RGB, as frame sources return it), to
 ``float32 C x T x H x W`` ready for a 3D CNN, and takes a ``numpy.random.Generator`` that
@@ -154,3 +155,35 @@ class ClipTransform:
         frames.sub_(grey_mean).mul_(c).add_(grey_mean).clamp_(0, 1)
         grey = (luma @ frames.view(3, -1)).view(1, *frames.shape[1:])
         return frames.sub_(grey).mul_(s).add_(grey).clamp_(0, 1)
+
+
+def mix_still_frames(clips: torch.Tensor, *, max_weight: float,
+                     generator: torch.Generator | None = None) -> torch.Tensor:
+    """Blend into every frame of each clip one still frame of another clip of the batch.
+
+    Clip ``i`` gets a random frame of clip ``i - 1`` (cyclically), the same frame at every
+    time step, with weight ``w_i ~ U(0, max_weight)``: ``(1 - w_i) * clip_i + w_i * still``.
+    The still frame adds no motion, only another scene's look, so scene and object
+    appearance stop telling a class apart and a classifier has to read the motion (the idea
+    of Background Erasing, Wang et al. 2021, with the frame taken from another video).
+
+    Args:
+        clips: a normalised batch ``B x C x T x H x W`` (float).
+        max_weight: upper bound of the blend weight, in ``[0, 1)``; 0 returns ``clips``.
+        generator: source of the random frame and weight draws (``None``: torch's global one).
+
+    Returns: a new ``B x C x T x H x W`` tensor (``clips`` itself when ``max_weight`` is 0
+    or the batch holds one clip).
+    """
+    if not 0.0 <= max_weight < 1.0:
+        raise ValueError(f"max_weight must be in [0, 1), got {max_weight}")
+    if clips.ndim != 5:
+        raise ValueError(f"expected a B x C x T x H x W batch, got {tuple(clips.shape)}")
+    batch, frames = clips.shape[0], clips.shape[2]
+    if max_weight == 0 or batch < 2:
+        return clips
+    frame = torch.randint(frames, (batch,), generator=generator).to(clips.device)
+    # B x C x 1 x H x W: frame `frame[i]` of clip i - 1, broadcast over time.
+    still = clips.roll(1, dims=0)[torch.arange(batch, device=clips.device), :, frame]
+    weight = (torch.rand(batch, generator=generator) * max_weight).to(clips)
+    return torch.lerp(clips, still.unsqueeze(2), weight.view(batch, 1, 1, 1, 1))

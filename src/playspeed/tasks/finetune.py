@@ -6,6 +6,9 @@ Choices, each a config value:
 - ``finetune.norm_stats``: ``update`` (default) re-estimates BN/TGN running statistics on the
   target data as training goes; ``frozen`` keeps the pretrained statistics (norm layers stay
   in eval mode; their affine parameters still learn).
+- ``finetune.still_mix``: blend a still frame of another training clip into each training
+  clip (weight up to this), so the classifier cannot tell classes by their scenes
+  (:func:`~playspeed.data.transforms.mix_still_frames`); 0 (off) by default.
 
 Validation (for ``best.ckpt``) is clip accuracy on held-out training videos; the test split
 is only read by ``playspeed test``.
@@ -22,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from playspeed.config import Config, override_config
+from playspeed.data.transforms import mix_still_frames
 from playspeed.errors import PlayspeedError
 from playspeed.io import write_json
 from playspeed.models.heads import LinearClassifier
@@ -77,7 +81,8 @@ class ActionRecognition(VideoTask):
                              prefix_lr={"backbone.": optim.lr * optim.backbone_lr_scale})
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        logits = self(batch["clips"])
+        clips = mix_still_frames(batch["clips"], max_weight=self.config.finetune.still_mix)
+        logits = self(clips)
         loss = F.cross_entropy(logits, batch["label"])
         size = logits.shape[0]
         self.log("train/loss", loss, prog_bar=True, batch_size=size)
