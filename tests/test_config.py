@@ -40,6 +40,7 @@ def test_yaml_then_overrides(tmp_path):
     ("pretext.directions=[1,2]", "pretext.directions"),
     ("no_equals_sign", "expected key=value"),
     ("finetune.still_mix=1.0", "finetune.still_mix"),
+    ("finetune.freeze_stages=-1", "finetune.freeze_stages"),
 ])
 def test_bad_overrides_are_named(override, message):
     with pytest.raises(PlayspeedError, match=message.replace("[", r"\[").replace("(", r"\(")):

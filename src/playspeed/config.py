@@ -107,6 +107,10 @@ class FinetuneConfig:
     # Training clips get a still frame of another clip of the batch blended in, with weight
     # drawn from [0, this) (data.transforms.mix_still_frames); 0 is off.
     still_mix: float = 0.0
+    # The first this-many backbone stages (stem or conv1 first) keep their initial weights:
+    # the pretrained ones, or the random ones from scratch. Their norm statistics still
+    # follow norm_stats. 0 trains every stage.
+    freeze_stages: int = 0
 
 
 @dataclass
@@ -269,6 +273,7 @@ def validate(config: Config, *, source: str = "config") -> None:
     check(config.optim.backbone_lr_scale >= 0, "optim.backbone_lr_scale", "must be >= 0")
     one_of(config.finetune.norm_stats, ("update", "frozen"), "finetune.norm_stats")
     check(0 <= config.finetune.still_mix < 1, "finetune.still_mix", "must be in [0, 1)")
+    check(config.finetune.freeze_stages >= 0, "finetune.freeze_stages", "must be >= 0")
     one_of(config.trainer.memory_format, MEMORY_FORMATS, "trainer.memory_format")
     check(config.trainer.max_epochs >= 1, "trainer.max_epochs", "must be >= 1")
 

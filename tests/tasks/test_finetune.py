@@ -68,6 +68,22 @@ def test_still_mix_reaches_the_training_clips(tiny_config, tmp_path, monkeypatch
     assert torch.count_nonzero(seen[0]) == 0
 
 
+def test_frozen_stages_keep_their_pretrained_weights(tiny_config, pretrained, tmp_path):
+    config = tiny_config("finetune", "finetune.freeze_stages=2", "trainer.max_epochs=1")
+    metrics = finetune(config, tmp_path, init=pretrained)
+    assert metrics["protocol"]["frozen_stages"] == 2
+    pretrained_weights, _ = load_backbone_weights(pretrained)
+    tuned = _backbone(tmp_path / "checkpoints" / "last.ckpt")
+    parameters = [k for k in pretrained_weights if k.endswith(("weight", "bias"))]
+    kept = {k for k in parameters if torch.equal(tuned[k], pretrained_weights[k])}
+    assert kept == {k for k in parameters if k.startswith(("stem.", "layer1."))}
+
+
+def test_freezing_more_stages_than_the_backbone_has_is_named(tiny_config, tmp_path):
+    with pytest.raises(PlayspeedError, match=r"freeze_stages=6: ResNet3d has only 5 stages"):
+        finetune(tiny_config("finetune", "finetune.freeze_stages=6"), tmp_path)
+
+
 def test_checkpoint_of_another_backbone_is_named(tiny_config, pretrained, tmp_path):
     config = tiny_config("finetune", "model.norm=bn")
     with pytest.raises(PlayspeedError, match=r"model.norm=tgn, the config asks for bn"):

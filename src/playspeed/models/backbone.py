@@ -29,8 +29,8 @@ class Backbone(nn.Module):
     """A clip encoder: `B x 3 x T x H x W` -> `B x feature_dim`.
 
     Subclasses build their layers, calling `norm(channels, frames=T_l, stage=s)` for every norm
-    layer with the temporal length `T_l` it sees at `clip_len`, define `forward_features`, and
-    call `_record_norms(norm)` at the end of `__init__`.
+    layer with the temporal length `T_l` it sees at `clip_len`, list them in `stages`, and call
+    `_record_norms(norm)` at the end of `__init__`.
     """
 
     feature_dim: int
@@ -40,9 +40,15 @@ class Backbone(nn.Module):
         self.clip_len = clip_len
         self._norm_table: list[tuple[str, int, int]] = []
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """`B x 3 x T x H x W` -> the last conv block's map `B x D x T' x H' x W'`."""
+    def stages(self) -> list[nn.Module]:
+        """The stages in the order the input flows through them (fine-tuning can freeze a prefix)."""
         raise NotImplementedError
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """`B x 3 x T x H x W` -> the last stage's map `B x D x T' x H' x W'`."""
+        for stage in self.stages():
+            x = stage(x)
+        return x
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """`B x 3 x T x H x W` -> globally average-pooled features `B x D`."""

@@ -56,11 +56,9 @@ class C3D(Backbone):
                 nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
         self._record_norms(norm)
 
-    def forward_features(self, x):
-        """`B x 3 x T x H x W` -> conv5b map `B x D x T/8 x H/16 x W/16`."""
-        for stage in (self.conv1, self.conv2, self.conv3, self.conv4, self.conv5):
-            x = stage(x)
-        return x
+    def stages(self) -> list[nn.Module]:
+        """conv1 ... conv5; the last gives `B x D x T/8 x H/16 x W/16`."""
+        return [self.conv1, self.conv2, self.conv3, self.conv4, self.conv5]
 
 
 def c3d(*, norm: NormFactory, clip_len: int = 16, width: float = 1.0) -> C3D:

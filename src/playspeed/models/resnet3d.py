@@ -181,12 +181,9 @@ class ResNet3d(Backbone):
                 nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
         self._record_norms(norm)
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """`B x 3 x T x H x W` -> layer4 map `B x D x T/8 x H/16 x W/16`."""
-        x = self.stem(x)
-        for stage in (self.layer1, self.layer2, self.layer3, self.layer4):
-            x = stage(x)
-        return x
+    def stages(self) -> list[nn.Module]:
+        """stem, layer1 ... layer4; the last gives `B x D x T/8 x H/16 x W/16`."""
+        return [self.stem, self.layer1, self.layer2, self.layer3, self.layer4]
 
 
 def r3d_18(*, norm: NormFactory, clip_len: int = 16, width: float = 1.0) -> ResNet3d:

@@ -9,6 +9,8 @@ Choices, each a config value:
 - ``finetune.still_mix``: blend a still frame of another training clip into each training
   clip (weight up to this), so the classifier cannot tell classes by their scenes
   (:func:`~playspeed.data.transforms.mix_still_frames`); 0 (off) by default.
+- ``finetune.freeze_stages``: the first N backbone stages keep their initial weights (the
+  pretrained ones, or the random ones when training from scratch); 0 (none) by default.
 
 Validation (for ``best.ckpt``) is clip accuracy on held-out training videos; the test split
 is only read by ``playspeed test``.
@@ -28,6 +30,7 @@ from playspeed.config import Config, override_config
 from playspeed.data.transforms import mix_still_frames
 from playspeed.errors import PlayspeedError
 from playspeed.io import write_json
+from playspeed.models.backbone import Backbone
 from playspeed.models.heads import LinearClassifier
 from playspeed.tasks.base import VideoTask, backbone_from_config, decay_groups
 from playspeed.tasks.checkpoints import load_backbone_weights, load_weights
@@ -54,6 +57,7 @@ class ActionRecognition(VideoTask):
         self.classes = list(classes)
         # TGN group counts are fixed by the clip length the backbone was pretrained at.
         self.backbone = backbone_from_config(self.config, clip_len=pretrain_clip_len)
+        freeze_leading_stages(self.backbone, self.config.finetune.freeze_stages)
         self.classifier = LinearClassifier(self.backbone.feature_dim, len(self.classes),
                                            dropout=self.config.model.dropout)
 
@@ -134,6 +138,7 @@ def finetune(config: Config, out: Path, *, init: Path | None = None,
             "backbone": config.model.backbone, "norm": config.model.norm,
             "clip": config.clip.shape, "stride": config.clip.stride,
             "frozen": config.optim.backbone_lr_scale == 0, "norm_stats": config.finetune.norm_stats,
+            "frozen_stages": config.finetune.freeze_stages,
             "lr": config.optim.lr, "backbone_lr": config.optim.lr * config.optim.backbone_lr_scale,
             "epochs": trainer.current_epoch,
             "effective_batch": config.optim.batch_size * trainer.world_size,
@@ -142,6 +147,16 @@ def finetune(config: Config, out: Path, *, init: Path | None = None,
     if trainer.is_global_zero:
         write_json(Path(out) / "metrics.json", metrics)
     return metrics
+
+
+def freeze_leading_stages(backbone: Backbone, count: int) -> None:
+    """Stop gradients to the weights of the first ``count`` stages (norm buffers still update)."""
+    stages = backbone.stages()
+    if count > len(stages):
+        raise PlayspeedError(f"finetune.freeze_stages={count}: {type(backbone).__name__} has "
+                             f"only {len(stages)} stages")
+    for stage in stages[:count]:
+        stage.requires_grad_(False)
 
 
 def check_backbone_compatible(config: Config, pretrained: Config, path) -> None:
