@@ -170,6 +170,8 @@ def test_every_objective_trains_and_its_checkpoint_serves_every_command(
     metrics = pretrain(config, tmp_path / "pre")
     assert metrics["protocol"]["objective"] == objective
     assert 0 <= metrics["pretext_val_acc"] <= 100
+    for reading in OBJECTIVES[objective].readings:  # each reading has its own accuracy
+        assert reading == "order" or 0 <= metrics[f"{reading}_val_acc"] <= 100
     ckpt = tmp_path / "pre" / "checkpoints" / "last.ckpt"
     assert main(["finetune", "--config", "finetune/synthetic_cpu", "--init", str(ckpt),
                  "--out", str(tmp_path / "ft"), *tiny_overrides, *small]) == 0

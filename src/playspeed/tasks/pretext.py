@@ -194,6 +194,9 @@ def pretrain(config: Config, out: Path, *, resume: bool = False,
                                       **{f"val/{name}_acc": f"{name}_val_acc"
                                          for name in objective.readings if name != "order"},
                                       "val/loss": "val_loss", "train/epoch_loss": "train_loss"})
+    if len(objective.readings) == 1 and objective.per_clip and "pretext_val_acc" in metrics:
+        # One reading logs only the pretext accuracy, which is that reading's accuracy.
+        metrics[f"{objective.readings[0]}_val_acc"] = metrics["pretext_val_acc"]
     chance = {f"{name}_val_chance": round(value, 4)
               for name, value in val_set.chance_levels().items()}
     metrics |= chance
@@ -242,7 +245,7 @@ def pretrain(config: Config, out: Path, *, resume: bool = False,
         plot_pretext_curves(out, out / "plots" / "curves.png", chance=metrics,
                             chance_loss=chance_loss(config))
         if task.speed_confusion is not None:
-            speed_acc = metrics.get("speed_val_acc", metrics.get("pretext_val_acc", math.nan))
+            speed_acc = metrics.get("speed_val_acc", math.nan)
             plot_confusion(task.speed_confusion, [f"{s}x" for s in speeds],
                            out / "plots" / "speed_confusion.png",
                            title=f"speed accuracy {speed_acc:.1f}% "
