@@ -107,9 +107,9 @@ class FinetuneConfig:
     # Training clips get a still frame of another clip of the batch blended in, with weight
     # drawn from [0, this) (data.transforms.mix_still_frames); 0 is off.
     still_mix: float = 0.0
-    # The first this-many backbone stages (stem or conv1 first) keep their initial weights:
-    # the pretrained ones, or the random ones from scratch. Their norm statistics still
-    # follow norm_stats. 0 trains every stage.
+    # The first this-many backbone stages (stem or conv1 first) keep their pretrained
+    # weights; their norm statistics still follow norm_stats. 0 trains every stage, and so
+    # does a run from scratch (frozen random weights would only weaken the baseline).
     freeze_stages: int = 0
 
 

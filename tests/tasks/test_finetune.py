@@ -5,7 +5,7 @@ import torch
 
 from playspeed.errors import PlayspeedError
 from playspeed.tasks.checkpoints import load_backbone_weights, load_task
-from playspeed.tasks.finetune import check_backbone_compatible, finetune
+from playspeed.tasks.finetune import ActionRecognition, check_backbone_compatible, finetune
 from playspeed.tasks.pretext import pretrain
 
 
@@ -79,9 +79,21 @@ def test_frozen_stages_keep_their_pretrained_weights(tiny_config, pretrained, tm
     assert kept == {k for k in parameters if k.startswith(("stem.", "layer1."))}
 
 
-def test_freezing_more_stages_than_the_backbone_has_is_named(tiny_config, tmp_path):
+def test_from_scratch_every_stage_trains(tiny_config):
+    def trainable_stages(*overrides):
+        task = ActionRecognition(tiny_config("finetune", "finetune.freeze_stages=2", *overrides),
+                                 classes=["a", "b"])
+        return [all(p.requires_grad for p in stage.parameters())
+                for stage in task.backbone.stages()]
+
+    assert trainable_stages() == [True] * 5
+    assert trainable_stages("finetune.init=pre.ckpt") == [False, False, True, True, True]
+
+
+def test_freezing_more_stages_than_the_backbone_has_is_named(tiny_config, pretrained,
+                                                              tmp_path):
     with pytest.raises(PlayspeedError, match=r"freeze_stages=6: ResNet3d has only 5 stages"):
-        finetune(tiny_config("finetune", "finetune.freeze_stages=6"), tmp_path)
+        finetune(tiny_config("finetune", "finetune.freeze_stages=6"), tmp_path, init=pretrained)
 
 
 def test_checkpoint_of_another_backbone_is_named(tiny_config, pretrained, tmp_path):

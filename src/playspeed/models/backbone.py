@@ -41,7 +41,7 @@ class Backbone(nn.Module):
         self._norm_table: list[tuple[str, int, int]] = []
 
     def stages(self) -> list[nn.Module]:
-        """The stages in the order the input flows through them (fine-tuning can freeze a prefix)."""
+        """The stages, in the order the input flows through them."""
         raise NotImplementedError
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:

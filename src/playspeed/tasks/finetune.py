@@ -9,8 +9,8 @@ Choices, each a config value:
 - ``finetune.still_mix``: blend a still frame of another training clip into each training
   clip (weight up to this), so the classifier cannot tell classes by their scenes
   (:func:`~playspeed.data.transforms.mix_still_frames`); 0 (off) by default.
-- ``finetune.freeze_stages``: the first N backbone stages keep their initial weights (the
-  pretrained ones, or the random ones when training from scratch); 0 (none) by default.
+- ``finetune.freeze_stages``: the first N backbone stages keep their pretrained weights;
+  0 (none) by default. From scratch every stage trains.
 
 Validation (for ``best.ckpt``) is clip accuracy on held-out training videos; the test split
 is only read by ``playspeed test``.
@@ -57,9 +57,15 @@ class ActionRecognition(VideoTask):
         self.classes = list(classes)
         # TGN group counts are fixed by the clip length the backbone was pretrained at.
         self.backbone = backbone_from_config(self.config, clip_len=pretrain_clip_len)
-        freeze_leading_stages(self.backbone, self.config.finetune.freeze_stages)
+        freeze_leading_stages(self.backbone, self.frozen_stages)
         self.classifier = LinearClassifier(self.backbone.feature_dim, len(self.classes),
                                            dropout=self.config.model.dropout)
+
+    @property
+    def frozen_stages(self) -> int:
+        """Leading backbone stages that keep their pretrained weights; none from scratch,
+        where frozen random weights would only weaken the baseline."""
+        return self.config.finetune.freeze_stages if self.config.finetune.init else 0
 
     def forward(self, clips: torch.Tensor) -> torch.Tensor:
         """``B x C x T x H x W`` -> class logits ``B x K``."""
@@ -138,7 +144,7 @@ def finetune(config: Config, out: Path, *, init: Path | None = None,
             "backbone": config.model.backbone, "norm": config.model.norm,
             "clip": config.clip.shape, "stride": config.clip.stride,
             "frozen": config.optim.backbone_lr_scale == 0, "norm_stats": config.finetune.norm_stats,
-            "frozen_stages": config.finetune.freeze_stages,
+            "frozen_stages": task.frozen_stages,
             "lr": config.optim.lr, "backbone_lr": config.optim.lr * config.optim.backbone_lr_scale,
             "epochs": trainer.current_epoch,
             "effective_batch": config.optim.batch_size * trainer.world_size,
