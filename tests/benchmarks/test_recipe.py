@@ -1,22 +1,15 @@
 """benchmarks/recipe.py at the smallest scale: several fine-tuning seeds per arm."""
 
-import importlib.util
 import json
 import statistics
-from pathlib import Path
 
 import pytest
 from omegaconf import OmegaConf
 
-BENCHMARK = Path(__file__).parents[2] / "benchmarks" / "recipe.py"
-
 
 @pytest.fixture(scope="module")
-def recipe():
-    spec = importlib.util.spec_from_file_location("recipe", BENCHMARK)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def recipe(load_benchmark):
+    return load_benchmark("recipe")
 
 
 @pytest.mark.slow

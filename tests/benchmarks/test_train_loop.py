@@ -1,20 +1,13 @@
 """benchmarks/train_loop.py at the smallest scale: both sides measure one model and batch."""
 
-import importlib.util
 import math
-from pathlib import Path
 
 import pytest
 
-BENCHMARK = Path(__file__).parents[2] / "benchmarks" / "train_loop.py"
-
 
 @pytest.fixture(scope="module")
-def train_loop():
-    spec = importlib.util.spec_from_file_location("train_loop", BENCHMARK)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def train_loop(load_benchmark):
+    return load_benchmark("train_loop")
 
 
 @pytest.mark.slow
