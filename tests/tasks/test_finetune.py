@@ -94,6 +94,9 @@ def test_freezing_more_stages_than_the_backbone_has_is_named(tiny_config, pretra
                                                               tmp_path):
     with pytest.raises(PlayspeedError, match=r"freeze_stages=6: ResNet3d has only 5 stages"):
         finetune(tiny_config("finetune", "finetune.freeze_stages=6"), tmp_path, init=pretrained)
+    # From scratch nothing is frozen, but the config is wrong all the same.
+    with pytest.raises(PlayspeedError, match=r"freeze_stages=6: ResNet3d has only 5 stages"):
+        ActionRecognition(tiny_config("finetune", "finetune.freeze_stages=6"), classes=["a", "b"])
 
 
 def test_checkpoint_of_another_backbone_is_named(tiny_config, pretrained, tmp_path):

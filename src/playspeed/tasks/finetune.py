@@ -57,6 +57,9 @@ class ActionRecognition(VideoTask):
         self.classes = list(classes)
         # TGN group counts are fixed by the clip length the backbone was pretrained at.
         self.backbone = backbone_from_config(self.config, clip_len=pretrain_clip_len)
+        # Checked from scratch too, where nothing is frozen: a config that names more stages
+        # than the backbone has fails alike whichever arm runs first.
+        check_stage_count(self.backbone, self.config.finetune.freeze_stages)
         freeze_leading_stages(self.backbone, self.frozen_stages)
         self.classifier = LinearClassifier(self.backbone.feature_dim, len(self.classes),
                                            dropout=self.config.model.dropout)
@@ -155,13 +158,18 @@ def finetune(config: Config, out: Path, *, init: Path | None = None,
     return metrics
 
 
+def check_stage_count(backbone: Backbone, count: int) -> None:
+    """``finetune.freeze_stages`` may name at most the backbone's own stages."""
+    stages = len(backbone.stages())
+    if count > stages:
+        raise PlayspeedError(f"finetune.freeze_stages={count}: {type(backbone).__name__} has "
+                             f"only {stages} stages")
+
+
 def freeze_leading_stages(backbone: Backbone, count: int) -> None:
     """Stop gradients to the weights of the first ``count`` stages (norm buffers still update)."""
-    stages = backbone.stages()
-    if count > len(stages):
-        raise PlayspeedError(f"finetune.freeze_stages={count}: {type(backbone).__name__} has "
-                             f"only {len(stages)} stages")
-    for stage in stages[:count]:
+    check_stage_count(backbone, count)
+    for stage in backbone.stages()[:count]:
         stage.requires_grad_(False)
 
 
