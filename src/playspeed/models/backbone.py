@@ -30,7 +30,7 @@ class Backbone(nn.Module):
 
     Subclasses build their layers, calling `norm(channels, frames=T_l, stage=s)` for every norm
     layer with the temporal length `T_l` it sees at `clip_len`, list them in `stages`, and call
-    `_record_norms(norm)` at the end of `__init__`.
+    `_finish_init(norm)` at the end of `__init__`.
     """
 
     feature_dim: int
@@ -61,7 +61,11 @@ class Backbone(nn.Module):
         """
         return list(self._norm_table)
 
-    def _record_norms(self, norm: NormFactory) -> None:
+    def _finish_init(self, norm: NormFactory) -> None:
+        """He-initialise every 3D convolution (fan-out, for ReLU) and record the norm layers."""
+        for module in self.modules():
+            if isinstance(module, nn.Conv3d):
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
         self._norm_table = [
             (
                 name,

@@ -51,10 +51,7 @@ class C3D(Backbone):
             stages.append(nn.Sequential(*layers))
         self.conv1, self.conv2, self.conv3, self.conv4, self.conv5 = stages
         self.feature_dim = in_channels
-        for module in self.modules():
-            if isinstance(module, nn.Conv3d):
-                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-        self._record_norms(norm)
+        self._finish_init(norm)
 
     def stages(self) -> list[nn.Module]:
         """conv1 ... conv5; the last gives `B x D x T/8 x H/16 x W/16`."""

@@ -176,10 +176,7 @@ class ResNet3d(Backbone):
             stages.append(nn.Sequential(*layers))
         self.layer1, self.layer2, self.layer3, self.layer4 = stages
         self.feature_dim = in_channels
-        for module in self.modules():
-            if isinstance(module, nn.Conv3d):
-                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-        self._record_norms(norm)
+        self._finish_init(norm)
 
     def stages(self) -> list[nn.Module]:
         """stem, layer1 ... layer4; the last gives `B x D x T/8 x H/16 x W/16`."""
