@@ -16,6 +16,7 @@ from torch import nn
 
 from playspeed.config import Config, config_to_dict
 from playspeed.io import atomic_write_text
+from playspeed.tasks.data import holdout_rule
 
 __all__ = ["model_card", "write_model_card"]
 
@@ -72,7 +73,7 @@ def model_card(config: Config, metrics: dict[str, Any], *, backbone: nn.Module,
         f"`{data.videos}`",
         f"- trained on {protocol.get('train_videos', 'unknown')} videos; "
         f"{metrics.get('num_videos', 'unknown')} more held out to measure pretext accuracy "
-        f"({data.val_fraction:.0%} per class, seed {config.seed})",
+        f"({holdout_rule(config)})",
         f"- training: {protocol.get('epochs', 'unknown')} epoch(s), effective batch "
         f"{protocol.get('effective_batch', 'unknown')}, {config.optim.name} at lr "
         f"{config.optim.lr}",

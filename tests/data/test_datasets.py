@@ -52,8 +52,10 @@ def test_ucf101_train_and_test(ucf):
     assert train.classes == ["ApplyEyeMakeup", "HandstandPushups", "YoYo"]
     assert [r.label for r in train] == [0, 1, 2, 2]
     # The key is the path on disk, whatever the case in the list.
+    # The group (scene) comes from the name: g08 -> "8".
     assert train[1] == VideoRecord(path=videos / "HandStandPushups/v_HandStandPushups_g08_c02.avi",
-                                   label=1, key="HandStandPushups/v_HandStandPushups_g08_c02.avi")
+                                   label=1, key="HandStandPushups/v_HandStandPushups_g08_c02.avi",
+                                   group="8")
     test = UCF101(videos, splits, subset="test")
     assert [(r.key.split("/")[0], r.label) for r in test] == [("ApplyEyeMakeup", 0),
                                                              ("HandStandPushups", 1)]
@@ -147,6 +149,7 @@ def test_hmdb51_subsets_labels_and_case(hmdb):
     assert [(r.key, r.label) for r in train] == [
         ("brush_hair/April_09_brush_hair_u_nm_np1_ba_goo_0.avi", 0),
         ("Cartwheel/Bodenturnen_2004_cartwheel_f_cm_np1_le_med_0.avi", 1)]
+    assert {r.group for r in train} == {None}  # HMDB-51 names no scenes
     test = HMDB51(videos, splits, subset="test")
     assert [r.label for r in test] == [0, 1]
     assert len(HMDB51(videos, splits, subset="all")) == 5  # "0 = unused" included

@@ -21,6 +21,7 @@ from playspeed.errors import PlayspeedError
 
 SUBSETS = ("train", "test", "all")
 SPLITS = (1, 2, 3)
+_UCF101_GROUP = re.compile(r"_g(\d+)_c\d+$", re.IGNORECASE)  # v_<Class>_g<GG>_c<CC>
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,9 @@ class VideoRecord:
     key: str                 # POSIX path relative to the videos root: the frame-store key
     num_frames: int | None = None
     fps: float | None = None
+    # The scene it shares with other videos: UCF-101's group (``gGG``, one actor and
+    # background filmed several times); None where the dataset names none.
+    group: str | None = None
 
 
 class VideoDataset(Sequence[VideoRecord]):
@@ -159,7 +163,9 @@ class UCF101(VideoDataset):
                                     skip_missing=skip_missing, missing=missing)
                 if key is None:
                     continue
-                records.append(VideoRecord(path=videos / key, label=label, key=key))
+                match = _UCF101_GROUP.search(Path(key).stem)
+                records.append(VideoRecord(path=videos / key, label=label, key=key,
+                                           group=str(int(match.group(1))) if match else None))
         _warn_missing(missing, videos)
         super().__init__(records, classes, missing)
 

@@ -49,6 +49,11 @@ def holdout_split(records: Sequence[VideoRecord], *, fraction: float, seed: int
                   ) -> tuple[list[VideoRecord], list[VideoRecord]]:
     """Split off ``fraction`` of the videos of each class (at least one where a class has two).
 
+    Where a class's videos carry groups (UCF-101's ``gGG``: one scene filmed several times)
+    and it has two or more, whole groups are held out, as the official test splits do:
+    a held-out video whose scene was trained on measures the scene, not the action. So
+    a class may give a little more than ``fraction`` (its groups' sizes), never every group.
+
     Returns (kept, held_out); the same seed gives the same split.
     """
     kept: list[VideoRecord] = []
@@ -60,12 +65,29 @@ def holdout_split(records: Sequence[VideoRecord], *, fraction: float, seed: int
     for record in records:
         by_label.setdefault(record.label, []).append(record)
     for label in sorted(by_label):
-        group = by_label[label]
-        order = rng.permutation(len(group))
-        count = min(len(group) - 1, max(1, round(fraction * len(group))))
-        held_out.extend(group[i] for i in order[:count])
-        kept.extend(group[i] for i in order[count:])
+        videos = by_label[label]
+        target = min(len(videos) - 1, max(1, round(fraction * len(videos))))
+        groups = list(dict.fromkeys(record.group for record in videos))  # in list order
+        if None in groups or len(groups) < 2:
+            units = [[record] for record in videos]
+        else:
+            units = [[record for record in videos if record.group == group] for group in groups]
+        taken = 0
+        for index in rng.permutation(len(units)):
+            unit = units[index]
+            # Hold out until the class's share is reached; the last unit always trains.
+            if taken < target and taken + len(unit) < len(videos):
+                held_out.extend(unit)
+                taken += len(unit)
+            else:
+                kept.extend(unit)
     return kept, held_out
+
+
+def holdout_rule(config: Config) -> str:
+    """How :func:`holdout_split` chose the held-out videos, for reports."""
+    return (f"{config.data.val_fraction:.0%} per class, in whole groups where the videos name "
+            f"them, seed {config.seed}")
 
 
 def clip_transform(config: Config, *, train: bool, flip: bool = True):

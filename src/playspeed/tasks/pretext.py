@@ -42,6 +42,7 @@ from playspeed.objectives import OBJECTIVES
 from playspeed.tasks.base import VideoTask, backbone_from_config
 from playspeed.tasks.data import (
     build_source,
+    holdout_rule,
     holdout_split,
     load_records,
     pretext_dataset,
@@ -218,7 +219,7 @@ def pretrain(config: Config, out: Path, *, resume: bool = False,
         "num_videos": val_set.num_videos,
         "protocol": {
             "measured_on": f"{val_set.num_videos} held-out training videos "
-                           f"({config.data.val_fraction:.0%} per class, seed {config.seed}); "
+                           f"({holdout_rule(config)}); "
                            f"{len(val_set)} fixed items, the same every epoch ({grid}), "
                            "centre crop",
             "objective": pretext.objective, "objective_source": objective.source,
