@@ -332,8 +332,9 @@ clips per step), then every model is fine-tuned, tested and read out the same wa
 Percentages on the test split: video top-1 after fine-tuning (softmax averaged over evenly
 spaced clips); retrieval, k-NN and linear probe on frozen features (test videos query the
 training videos; scratch: random init). Pretext accuracy is measured on held-out training
-videos and means a different task per objective: compare it with its own chance level,
-not across rows. Each stage's `metrics.json` states its protocol in full. {runs}
+videos (whole scenes where the names give them) and means a different task per objective:
+compare it with its own chance level, not across rows. Each stage's `metrics.json` states
+its protocol in full. {runs}
 
 {table}
 

@@ -12,8 +12,9 @@ Choices, each a config value:
 - ``finetune.freeze_stages``: the first N backbone stages keep their pretrained weights;
   0 (none) by default. From scratch every stage trains.
 
-Validation (for ``best.ckpt``) is clip accuracy on held-out training videos; the test split
-is only read by ``playspeed test``.
+Validation (for ``best.ckpt``) is clip accuracy on held-out training videos, whole UCF-101
+groups (scenes) where the names give them (:func:`~playspeed.tasks.data.holdout_split`); the
+test split is only read by ``playspeed test``.
 """
 
 from __future__ import annotations
