@@ -67,11 +67,13 @@ def holdout_split(records: Sequence[VideoRecord], *, fraction: float, seed: int
     for label in sorted(by_label):
         videos = by_label[label]
         target = min(len(videos) - 1, max(1, round(fraction * len(videos))))
-        groups = list(dict.fromkeys(record.group for record in videos))  # in list order
+        groups: dict[str | None, list[VideoRecord]] = {}  # in list order
+        for record in videos:
+            groups.setdefault(record.group, []).append(record)
         if None in groups or len(groups) < 2:
             units = [[record] for record in videos]
         else:
-            units = [[record for record in videos if record.group == group] for group in groups]
+            units = list(groups.values())
         taken = 0
         for index in rng.permutation(len(units)):
             unit = units[index]
