@@ -35,6 +35,7 @@ def test_yaml_then_overrides(tmp_path):
 @pytest.mark.parametrize(("override", "message"), [
     ("data.foo=1", "unknown config key 'data.foo'"),
     ("model.norm=layer", "model.norm is 'layer'"),
+    ("model.input_mode=flow", "model.input_mode is 'flow'"),
     ("trainer.max_epochs=many", "trainer.max_epochs"),
     ("pretext.num_clips=9", "pretext.num_clips"),
     ("pretext.directions=[1,2]", "pretext.directions"),

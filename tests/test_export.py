@@ -72,6 +72,7 @@ def _assert_same_features(got, expected):
 
 
 COMBINATIONS = [(name, norm) for name in list_backbones() for norm in NORMS]
+FRAME_DIFF = "model.input_mode=frame_diff"
 
 
 # --- safetensors and load_backbone ---------------------------------------------------------
@@ -93,6 +94,16 @@ def test_safetensors_round_trip(name, norm, checkpoint, tmp_path):
         assert torch.equal(loaded(clips), original(clips))
 
 
+def test_safetensors_keeps_the_input_mode(checkpoint, tmp_path):
+    ckpt = checkpoint("r3d_10", "tgn", FRAME_DIFF)
+    out = tmp_path / "backbone.safetensors"
+    assert export_backbone(ckpt, fmt="safetensors", out=out).build["input_mode"] == "frame_diff"
+    loaded, clips = load_backbone(out), _clips()
+    assert loaded.input_mode == "frame_diff"
+    with torch.no_grad():
+        assert torch.equal(loaded(clips), load_backbone(ckpt)(clips))
+
+
 def test_safetensors_header_is_plain_json(checkpoint, tmp_path):
     from safetensors import safe_open
 
@@ -102,7 +113,7 @@ def test_safetensors_header_is_plain_json(checkpoint, tmp_path):
         header = json.loads(stored.metadata()["playspeed"])
     assert header["backbone"] == {"name": "r3d_18", "norm": "tgn", "clip_len": 8,
                                   "frames_per_group": 4, "groups_per_stage": None,
-                                  "width": 0.25}
+                                  "width": 0.25, "input_mode": "rgb"}
     assert header["input"]["clip_len"] == 8 and header["input"]["size"] == 16
     assert header["feature_dim"] == 128
 
@@ -171,13 +182,16 @@ def test_torchscript_round_trip(name, norm, checkpoint, tmp_path):
 
 
 def test_torchscript_round_trip_optimised(checkpoint, tmp_path):
-    _torchscript_round_trip(checkpoint("r3d_10", "tgn"), tmp_path, optimized=True)
+    # With frame differences, so the graph holds the input step too.
+    _torchscript_round_trip(checkpoint("r3d_10", "tgn", FRAME_DIFF), tmp_path, optimized=True)
 
 
-@pytest.mark.parametrize(("name", "norm"), COMBINATIONS)
-def test_onnx_round_trip(name, norm, checkpoint, tmp_path):
+@pytest.mark.parametrize(("name", "norm", "overrides"),
+                         [(name, norm, ()) for name, norm in COMBINATIONS]
+                         + [("r3d_10", "tgn", (FRAME_DIFF,))])
+def test_onnx_round_trip(name, norm, overrides, checkpoint, tmp_path):
     onnxruntime = pytest.importorskip("onnxruntime")
-    ckpt = checkpoint(name, norm)
+    ckpt = checkpoint(name, norm, *overrides)
     out = tmp_path / "backbone.onnx"
     export_backbone(ckpt, fmt="onnx", out=out)
     session = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])
@@ -322,6 +336,7 @@ def test_torchvision_refuses_a_changed_layout(r3d_18_bn):
     ("r3d_18", "tgn", (), "temporal group norm"),
     ("r3d_18", "gn", (), "GroupNorm"),
     ("r3d_18", "bn", (), "torchvision's r3d_18 has width 1.0"),
+    ("r3d_18", "bn", (FRAME_DIFF,), "differences consecutive frames"),
     ("r2plus1d_18", "bn", (), "fixes its stem at 45 channels"),
     ("c3d", "bn", (), "torchvision has no c3d"),
     ("r3d_10", "bn", (), "torchvision has no r3d_10"),

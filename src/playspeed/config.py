@@ -21,6 +21,7 @@ from playspeed.objectives import OBJECTIVES
 
 BACKBONES = ("c3d", "r3d_10", "r3d_18", "r2plus1d_10", "r2plus1d_18")
 NORMS = ("bn", "tgn", "gn")
+INPUT_MODES = ("rgb", "frame_diff")
 DATASETS = ("ucf101", "hmdb51", "folder")
 MEMORY_FORMATS = ("contiguous", "channels_last_3d")
 # Kinetics statistics, the usual normalisation of the field's 3D CNNs.
@@ -66,6 +67,9 @@ class ModelConfig:
     frames_per_group: int = 4  # TGN's g: P_l = max(1, T_l // g), METHOD.md §4
     groups_per_stage: list[int] | None = None  # explicit TGN group counts instead of the rule
     width: float = 1.0  # channel multiplier (small CPU runs)
+    # rgb | frame_diff: the first stage sees the differences of consecutive frames (the
+    # backbone still takes RGB clips); not part of METHOD.md, which trains on RGB.
+    input_mode: str = "rgb"
     dropout: float = 0.5  # before the fine-tuning classifier
 
 
@@ -244,6 +248,7 @@ def validate(config: Config, *, source: str = "config") -> None:
     check(config.clip.test_clips >= 1, "clip.test_clips", "must be >= 1")
     one_of(config.model.backbone, BACKBONES, "model.backbone")
     one_of(config.model.norm, NORMS, "model.norm")
+    one_of(config.model.input_mode, INPUT_MODES, "model.input_mode")
     check(config.model.frames_per_group >= 1, "model.frames_per_group", "must be >= 1")
     check(config.model.width > 0, "model.width", "must be > 0")
     one_of(config.pretext.objective, tuple(OBJECTIVES), "pretext.objective")

@@ -57,7 +57,8 @@ CHECK_TOLERANCE = 1e-4
 class BackboneSpec:
     """What rebuilds a backbone (``build_backbone``'s arguments) and what it expects as input."""
 
-    build: dict[str, Any]  # name, norm, clip_len, frames_per_group, groups_per_stage, width
+    # name, norm, clip_len, frames_per_group, groups_per_stage, width, input_mode
+    build: dict[str, Any]
     input: dict[str, Any]  # clip_len, size, mean, std, resize (of the training clips)
     feature_dim: int
 
@@ -69,7 +70,7 @@ class BackboneSpec:
         # keeps its pretraining one); input.clip_len: what the checkpoint's task fed it.
         build = {"name": model.backbone, "norm": model.norm, "clip_len": backbone.clip_len,
                  "frames_per_group": model.frames_per_group, "groups_per_stage": groups,
-                 "width": model.width}
+                 "width": model.width, "input_mode": backbone.input_mode}
         inputs = {"clip_len": clip.len, "size": clip.size, "mean": list(clip.mean),
                   "std": list(clip.std), "resize": list(clip.resize)}
         return cls(build=build, input=inputs, feature_dim=backbone.feature_dim)
@@ -300,6 +301,10 @@ def torchvision_state_dict(backbone: Backbone, spec: BackboneSpec) -> dict[str, 
         raise PlayspeedError(f"--format torchvision: this backbone uses {kind}, which "
                              f"torchvision's r3d_18 (BatchNorm3d) cannot express; "
                              f"{_OTHER_FORMATS}")
+    if build.get("input_mode", "rgb") != "rgb":
+        raise PlayspeedError(f"--format torchvision: this backbone differences consecutive "
+                             f"frames first (model.input_mode={build['input_mode']}), which "
+                             f"torchvision's r3d_18 does not; {_OTHER_FORMATS}")
     if build["width"] != 1.0:
         raise PlayspeedError(f"--format torchvision: torchvision's r3d_18 has width 1.0 "
                              f"(64-512 channels), this backbone width {build['width']}; "

@@ -62,7 +62,9 @@ def model_card(config: Config, metrics: dict[str, Any], *, backbone: nn.Module,
         f"`B x {backbone.feature_dim}`",
         f"- input: RGB clips of {clip.shape} (T x H x W; frames resized to "
         f"{clip.resize[0]}x{clip.resize[1]}, then cropped), values in [0, 1] normalised with "
-        f"mean {list(clip.mean)} and std {list(clip.std)}",
+        f"mean {list(clip.mean)} and std {list(clip.std)}"
+        + ("; the backbone differences consecutive frames itself (model.input_mode "
+           "frame_diff)" if model.input_mode == "frame_diff" else ""),
         f"- pretext task: `{pretext.objective}`, playback speeds (frame skips) "
         f"{list(pretext.speeds)}, directions {list(pretext.directions)}, "
         f"{pretext.num_clips} clips per sample; no labels used",

@@ -105,6 +105,14 @@ def test_checkpoint_of_another_backbone_is_named(tiny_config, pretrained, tmp_pa
         finetune(config, tmp_path, init=pretrained)
 
 
+def test_checkpoint_of_another_input_mode_is_named(tiny_config):
+    pretrained = tiny_config("pretrain", "model.input_mode=frame_diff")
+    with pytest.raises(PlayspeedError, match=r"pre.ckpt: checkpoint has "
+                                             r"model.input_mode=frame_diff, the config asks "
+                                             r"for rgb \(set model.input_mode=frame_diff\)"):
+        check_backbone_compatible(tiny_config("finetune"), pretrained, "pre.ckpt")
+
+
 def test_clip_too_short_for_the_checkpoints_tgn_groups(tiny_config):
     # Pretrained at 8 frames with 2 frames per group: the stem norm has 4 groups, which a
     # 2-frame clip cannot fill; 4-frame clips fit.

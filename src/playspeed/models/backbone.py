@@ -1,4 +1,5 @@
-"""Shared base of the 3D CNN backbones: pooled features, last conv map, norm table."""
+"""Shared base of the 3D CNN backbones: input mode, pooled features, last conv map, norm
+table."""
 
 from __future__ import annotations
 
@@ -8,7 +9,10 @@ from torch import nn
 
 from .norm import NormFactory, TemporalGroupNorm
 
-__all__ = ["Backbone", "frames_after"]
+__all__ = ["INPUT_MODES", "Backbone", "frame_differences", "frames_after"]
+
+# What the first convolution sees: the RGB frames, or the differences of consecutive frames.
+INPUT_MODES = ("rgb", "frame_diff")
 
 
 def frames_after(frames: int, layer: nn.Conv3d | nn.MaxPool3d) -> int:
@@ -25,8 +29,24 @@ def frames_after(frames: int, layer: nn.Conv3d | nn.MaxPool3d) -> int:
     return out
 
 
+def frame_differences(x: torch.Tensor) -> torch.Tensor:
+    """`B x C x T x H x W` -> `B x C x T x H x W`: frame t holds `x_t - x_(t-1)`, frame 0 is zero.
+
+    Residual frames (Tao et al. 2020) keep what changes and drop what stands still, so a still
+    scene cannot tell classes apart. The leading zero frame keeps T, and with it the TGN group
+    counts, as configured.
+    """
+    if x.ndim != 5:
+        raise ValueError(f"expected a B x C x T x H x W batch, got {tuple(x.shape)}")
+    # pad's last pair is the T axis: one zero frame in front.
+    return F.pad(x[:, :, 1:] - x[:, :, :-1], (0, 0, 0, 0, 1, 0))
+
+
 class Backbone(nn.Module):
     """A clip encoder: `B x 3 x T x H x W` -> `B x feature_dim`.
+
+    Clips are RGB either way; with `input_mode="frame_diff"` the first stage sees their
+    `frame_differences`.
 
     Subclasses build their layers, calling `norm(channels, frames=T_l, stage=s)` for every norm
     layer with the temporal length `T_l` it sees at `clip_len`, list them in `stages`, and call
@@ -35,9 +55,13 @@ class Backbone(nn.Module):
 
     feature_dim: int
 
-    def __init__(self, *, clip_len: int) -> None:
+    def __init__(self, *, clip_len: int, input_mode: str = "rgb") -> None:
         super().__init__()
+        if input_mode not in INPUT_MODES:
+            raise ValueError(f"unknown input_mode {input_mode!r}; choose one of "
+                             f"{', '.join(INPUT_MODES)}")
         self.clip_len = clip_len
+        self.input_mode = input_mode
         self._norm_table: list[tuple[str, int, int]] = []
 
     def stages(self) -> list[nn.Module]:
@@ -46,6 +70,8 @@ class Backbone(nn.Module):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """`B x 3 x T x H x W` -> the last stage's map `B x D x T' x H' x W'`."""
+        if self.input_mode == "frame_diff":
+            x = frame_differences(x)
         for stage in self.stages():
             x = stage(x)
         return x

@@ -33,8 +33,9 @@ class C3D(Backbone):
     Convolutions carry no bias since a norm layer follows each.
     """
 
-    def __init__(self, *, norm: NormFactory, clip_len: int = 16, width: float = 1.0) -> None:
-        super().__init__(clip_len=clip_len)
+    def __init__(self, *, norm: NormFactory, clip_len: int = 16, width: float = 1.0,
+                 input_mode: str = "rgb") -> None:
+        super().__init__(clip_len=clip_len, input_mode=input_mode)
         frames, in_channels = clip_len, 3
         stages = []
         for stage, (channels, pool) in enumerate(_STAGES):
@@ -58,6 +59,7 @@ class C3D(Backbone):
         return [self.conv1, self.conv2, self.conv3, self.conv4, self.conv5]
 
 
-def c3d(*, norm: NormFactory, clip_len: int = 16, width: float = 1.0) -> C3D:
+def c3d(*, norm: NormFactory, clip_len: int = 16, width: float = 1.0,
+        input_mode: str = "rgb") -> C3D:
     """C3D: 27,658,688 parameters with BatchNorm at width 1.0 (27,660,864 with TGN, g=4, T=16)."""
-    return C3D(norm=norm, clip_len=clip_len, width=width)
+    return C3D(norm=norm, clip_len=clip_len, width=width, input_mode=input_mode)

@@ -33,6 +33,7 @@ def build_backbone(
     frames_per_group: int = 4,
     groups_per_stage: Sequence[int] | None = None,
     width: float = 1.0,
+    input_mode: str = "rgb",
 ) -> Backbone:
     """Builds backbone `name` (see `list_backbones`) with every norm layer of kind `norm`.
 
@@ -41,6 +42,8 @@ def build_backbone(
         `P_l = max(1, T_l // frames_per_group)`, or `groups_per_stage[s]` for every layer of
         stage `s` (stem first, five entries) when given.
     width: channel multiplier (0.25, 0.5 for small CPU runs).
+    input_mode: "rgb", or "frame_diff": the first stage sees the differences of consecutive
+        frames (`frame_differences`); the backbone takes RGB clips either way.
     The result maps `B x 3 x T x H x W` to `B x feature_dim`; T may differ from `clip_len` as
     long as every TGN layer still sees at least `P_l` frames.
     """
@@ -53,4 +56,4 @@ def build_backbone(
     factory = NormFactory(
         norm, frames_per_group=frames_per_group, groups_per_stage=groups_per_stage
     )
-    return _BACKBONES[name](norm=factory, clip_len=clip_len, width=width)
+    return _BACKBONES[name](norm=factory, clip_len=clip_len, width=width, input_mode=input_mode)

@@ -141,8 +141,9 @@ class ResNet3d(Backbone):
         norm: NormFactory,
         clip_len: int = 16,
         width: float = 1.0,
+        input_mode: str = "rgb",
     ) -> None:
-        super().__init__(clip_len=clip_len)
+        super().__init__(clip_len=clip_len, input_mode=input_mode)
         widths = [_scaled(c, width) for c in _WIDTHS]
         stem_conv, frames = conv(
             3,
@@ -183,29 +184,41 @@ class ResNet3d(Backbone):
         return [self.stem, self.layer1, self.layer2, self.layer3, self.layer4]
 
 
-def r3d_18(*, norm: NormFactory, clip_len: int = 16, width: float = 1.0) -> ResNet3d:
+def r3d_18(
+    *, norm: NormFactory, clip_len: int = 16, width: float = 1.0, input_mode: str = "rgb"
+) -> ResNet3d:
     """R3D-18, blocks (2, 2, 2, 2): 33,166,272 parameters with BatchNorm at width 1.0
     (33,169,472 with TGN, g=4, T=16)."""
-    return ResNet3d(conv=conv3d, blocks=(2, 2, 2, 2), norm=norm, clip_len=clip_len, width=width)
+    return ResNet3d(conv=conv3d, blocks=(2, 2, 2, 2), norm=norm, clip_len=clip_len, width=width,
+                    input_mode=input_mode)
 
 
-def r3d_10(*, norm: NormFactory, clip_len: int = 16, width: float = 1.0) -> ResNet3d:
+def r3d_10(
+    *, norm: NormFactory, clip_len: int = 16, width: float = 1.0, input_mode: str = "rgb"
+) -> ResNet3d:
     """R3D-10, blocks (1, 1, 1, 1): 14,361,792 parameters with BatchNorm at width 1.0
     (14,363,712 with TGN, g=4, T=16)."""
-    return ResNet3d(conv=conv3d, blocks=(1, 1, 1, 1), norm=norm, clip_len=clip_len, width=width)
+    return ResNet3d(conv=conv3d, blocks=(1, 1, 1, 1), norm=norm, clip_len=clip_len, width=width,
+                    input_mode=input_mode)
 
 
-def r2plus1d_18(*, norm: NormFactory, clip_len: int = 16, width: float = 1.0) -> ResNet3d:
+def r2plus1d_18(
+    *, norm: NormFactory, clip_len: int = 16, width: float = 1.0, input_mode: str = "rgb"
+) -> ResNet3d:
     """R(2+1)D-18, blocks (2, 2, 2, 2): 33,178,597 parameters with BatchNorm at width
     1.0 (33,189,779 with TGN, g=4, T=16)."""
     return ResNet3d(
-        conv=conv2plus1d, blocks=(2, 2, 2, 2), norm=norm, clip_len=clip_len, width=width
+        conv=conv2plus1d, blocks=(2, 2, 2, 2), norm=norm, clip_len=clip_len, width=width,
+        input_mode=input_mode,
     )
 
 
-def r2plus1d_10(*, norm: NormFactory, clip_len: int = 16, width: float = 1.0) -> ResNet3d:
+def r2plus1d_10(
+    *, norm: NormFactory, clip_len: int = 16, width: float = 1.0, input_mode: str = "rgb"
+) -> ResNet3d:
     """R(2+1)D-10, blocks (1, 1, 1, 1): 14,365,477 parameters with BatchNorm at width
     1.0 (14,372,499 with TGN, g=4, T=16)."""
     return ResNet3d(
-        conv=conv2plus1d, blocks=(1, 1, 1, 1), norm=norm, clip_len=clip_len, width=width
+        conv=conv2plus1d, blocks=(1, 1, 1, 1), norm=norm, clip_len=clip_len, width=width,
+        input_mode=input_mode,
     )

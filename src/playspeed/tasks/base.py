@@ -26,7 +26,7 @@ def backbone_from_config(config: Config, *, clip_len: int | None = None) -> nn.M
         model.backbone, norm=model.norm, clip_len=clip_len or config.clip.len,
         frames_per_group=model.frames_per_group,
         groups_per_stage=list(model.groups_per_stage) if model.groups_per_stage else None,
-        width=model.width,
+        width=model.width, input_mode=model.input_mode,
     )
 
 

@@ -176,7 +176,7 @@ def freeze_leading_stages(backbone: Backbone, count: int) -> None:
 
 def check_backbone_compatible(config: Config, pretrained: Config, path) -> None:
     """The pretrained backbone must be the one the config builds, at a clip length it fits."""
-    keys = ("backbone", "norm", "width", "frames_per_group", "groups_per_stage")
+    keys = ("backbone", "norm", "width", "frames_per_group", "groups_per_stage", "input_mode")
     for key in keys:
         want, have = getattr(config.model, key), getattr(pretrained.model, key)
         if want != have:
