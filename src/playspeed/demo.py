@@ -42,7 +42,7 @@ class DemoScale:
 
 
 # Quick: the synthetic_cpu configs (16-frame pretraining, 8-frame fine-tuning at stride 2)
-# with 3/4 of their pretraining epochs, one pretraining (TGN) and two fine-tunings, so that it
+# with 45 of their 120 pretraining epochs, one pretraining (TGN) and two fine-tunings, so that it
 # fits 10 minutes on 2 CPU cores without native bf16; BN against TGN is in the full mode and
 # in `playspeed compare`.
 QUICK = DemoScale(classes=None, videos_per_class=20, frames=128, video_size=(160, 120),
