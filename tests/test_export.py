@@ -26,7 +26,8 @@ from playspeed.tasks.base import backbone_from_config
 
 FIXTURE = Path(__file__).parent / "fixtures" / "torchvision_r3d_18.json"
 NORMS = ("bn", "tgn", "gn")
-TINY = ("model.width=0.25", "clip.len=8", "clip.size=16")
+# RGB input (the synthetic_cpu configs difference frames): torchvision's layout takes RGB.
+TINY = ("model.width=0.25", "clip.len=8", "clip.size=16", "model.input_mode=rgb")
 
 
 def _randomise_norms(module: nn.Module, seed: int = 0) -> None:
@@ -297,7 +298,7 @@ def r3d_18_bn():
 
     config = load_config("pretrain/synthetic_cpu", ["model.backbone=r3d_18", "model.norm=bn",
                                                     "model.width=1.0", "clip.len=8",
-                                                    "clip.size=32"])
+                                                    "clip.size=32", "model.input_mode=rgb"])
     torch.manual_seed(0)
     backbone = backbone_from_config(config)
     _randomise_norms(backbone)

@@ -110,7 +110,8 @@ def test_checkpoint_of_another_input_mode_is_named(tiny_config):
     with pytest.raises(PlayspeedError, match=r"pre.ckpt: checkpoint has "
                                              r"model.input_mode=frame_diff, the config asks "
                                              r"for rgb \(set model.input_mode=frame_diff\)"):
-        check_backbone_compatible(tiny_config("finetune"), pretrained, "pre.ckpt")
+        check_backbone_compatible(tiny_config("finetune", "model.input_mode=rgb"), pretrained,
+                                  "pre.ckpt")
 
 
 def test_clip_too_short_for_the_checkpoints_tgn_groups(tiny_config):
