@@ -301,9 +301,9 @@ def torchvision_state_dict(backbone: Backbone, spec: BackboneSpec) -> dict[str, 
         raise PlayspeedError(f"--format torchvision: this backbone uses {kind}, which "
                              f"torchvision's r3d_18 (BatchNorm3d) cannot express; "
                              f"{_OTHER_FORMATS}")
-    if build.get("input_mode", "rgb") != "rgb":
+    if backbone.input_mode != "rgb":
         raise PlayspeedError(f"--format torchvision: this backbone differences consecutive "
-                             f"frames first (model.input_mode={build['input_mode']}), which "
+                             f"frames first (model.input_mode={backbone.input_mode}), which "
                              f"torchvision's r3d_18 does not; {_OTHER_FORMATS}")
     if build["width"] != 1.0:
         raise PlayspeedError(f"--format torchvision: torchvision's r3d_18 has width 1.0 "
