@@ -42,6 +42,7 @@ def test_yaml_then_overrides(tmp_path):
     ("no_equals_sign", "expected key=value"),
     ("finetune.still_mix=1.0", "finetune.still_mix"),
     ("finetune.freeze_stages=-1", "finetune.freeze_stages"),
+    ("finetune.label_fraction=0", "finetune.label_fraction"),
 ])
 def test_bad_overrides_are_named(override, message):
     with pytest.raises(PlayspeedError, match=message.replace("[", r"\[").replace("(", r"\(")):

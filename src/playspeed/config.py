@@ -115,6 +115,9 @@ class FinetuneConfig:
     # weights; their norm statistics still follow norm_stats. 0 trains every stage, and so
     # does a run from scratch (frozen random weights would only weaken the baseline).
     freeze_stages: int = 0
+    # Share of each class's training videos (after the validation hold-out) that fine-tuning
+    # learns from, whole scenes where the names give them: label-efficiency studies. 1 is all.
+    label_fraction: float = 1.0
 
 
 @dataclass
@@ -279,6 +282,7 @@ def validate(config: Config, *, source: str = "config") -> None:
     one_of(config.finetune.norm_stats, ("update", "frozen"), "finetune.norm_stats")
     check(0 <= config.finetune.still_mix < 1, "finetune.still_mix", "must be in [0, 1)")
     check(config.finetune.freeze_stages >= 0, "finetune.freeze_stages", "must be >= 0")
+    check(0 < config.finetune.label_fraction <= 1, "finetune.label_fraction", "must be in (0, 1]")
     one_of(config.trainer.memory_format, MEMORY_FORMATS, "trainer.memory_format")
     check(config.trainer.max_epochs >= 1, "trainer.max_epochs", "must be >= 1")
 

@@ -11,6 +11,8 @@ Choices, each a config value:
   (:func:`~playspeed.data.transforms.mix_still_frames`); 0 (off) by default.
 - ``finetune.freeze_stages``: the first N backbone stages keep their pretrained weights;
   0 (none) by default. From scratch every stage trains.
+- ``finetune.label_fraction``: train on this share of each class's training videos (whole
+  scenes where the names give them), for label-efficiency studies; 1 (all) by default.
 
 Validation (for ``best.ckpt``) is clip accuracy on held-out training videos, whole UCF-101
 groups (scenes) where the names give them (:func:`~playspeed.tasks.data.holdout_split`); the
@@ -126,6 +128,10 @@ def finetune(config: Config, out: Path, *, init: Path | None = None,
     records = load_records(config, "train")
     train_records, val_records = holdout_split(records, fraction=config.data.val_fraction,
                                                seed=config.seed)
+    if config.finetune.label_fraction < 1:
+        # The same seed picks the same labelled videos for the pretrained and scratch arms.
+        train_records, _ = holdout_split(train_records, seed=config.seed,
+                                         fraction=1 - config.finetune.label_fraction)
     weights, pretrain_clip_len = None, None
     if config.finetune.init:
         weights, pretrain_config = load_backbone_weights(config.finetune.init)
@@ -142,6 +148,7 @@ def finetune(config: Config, out: Path, *, init: Path | None = None,
         **final_metrics(trainer, {"val/acc": "val_clip_top1", "val/loss": "val_loss"}),
         "clips_seen": task.clips_seen,
         "num_videos": len(val_set),
+        "train_videos": len(train_set),
         "protocol": {
             "measured_on": f"{len(val_set)} held-out training videos, one centre clip each",
             "init": config.finetune.init or "scratch (random init)",
@@ -150,6 +157,7 @@ def finetune(config: Config, out: Path, *, init: Path | None = None,
             "clip": config.clip.shape, "stride": config.clip.stride,
             "frozen": config.optim.backbone_lr_scale == 0, "norm_stats": config.finetune.norm_stats,
             "frozen_stages": task.frozen_stages,
+            "label_fraction": config.finetune.label_fraction,
             "lr": config.optim.lr, "backbone_lr": config.optim.lr * config.optim.backbone_lr_scale,
             "epochs": trainer.current_epoch,
             "effective_batch": config.optim.batch_size * trainer.world_size,
