@@ -48,7 +48,7 @@ def test_finetune_from_scratch_differs_and_trains(tiny_config, pretrained, tmp_p
 def test_label_fraction_trains_on_a_share_of_each_class(tiny_config, tmp_path):
     metrics = finetune(tiny_config("finetune", "finetune.label_fraction=0.5",
                                    "trainer.max_epochs=1"), tmp_path)
-    # 3 classes of 2 training videos after the hold-out: half of each class is 3 videos.
+    # 3 classes of 2 training videos after the hold-out: half of each is one video, 3 in all.
     assert metrics["train_videos"] == 3
     assert metrics["clips_seen"] == 3
     assert metrics["protocol"]["label_fraction"] == 0.5
