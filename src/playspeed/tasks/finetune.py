@@ -128,10 +128,10 @@ def finetune(config: Config, out: Path, *, init: Path | None = None,
     records = load_records(config, "train")
     train_records, val_records = holdout_split(records, fraction=config.data.val_fraction,
                                                seed=config.seed)
-    if config.finetune.label_fraction < 1:
-        # The same seed picks the same labelled videos for the pretrained and scratch arms.
-        train_records, _ = holdout_split(train_records, seed=config.seed,
-                                         fraction=1 - config.finetune.label_fraction)
+    # Fraction 0 (label_fraction 1) keeps every video; the same seed picks the same labelled
+    # videos for the pretrained and scratch arms.
+    train_records, _ = holdout_split(train_records, seed=config.seed,
+                                     fraction=1 - config.finetune.label_fraction)
     weights, pretrain_clip_len = None, None
     if config.finetune.init:
         weights, pretrain_config = load_backbone_weights(config.finetune.init)
