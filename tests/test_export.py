@@ -74,6 +74,7 @@ def _assert_same_features(got, expected):
 
 COMBINATIONS = [(name, norm) for name in list_backbones() for norm in NORMS]
 FRAME_DIFF = "model.input_mode=frame_diff"
+FRAME_DIFF_UNIT = "model.input_mode=frame_diff_unit"
 
 
 # --- safetensors and load_backbone ---------------------------------------------------------
@@ -95,12 +96,13 @@ def test_safetensors_round_trip(name, norm, checkpoint, tmp_path):
         assert torch.equal(loaded(clips), original(clips))
 
 
-def test_safetensors_keeps_the_input_mode(checkpoint, tmp_path):
-    ckpt = checkpoint("r3d_10", "tgn", FRAME_DIFF)
+@pytest.mark.parametrize("input_mode", ["frame_diff", "frame_diff_unit"])
+def test_safetensors_keeps_the_input_mode(input_mode, checkpoint, tmp_path):
+    ckpt = checkpoint("r3d_10", "tgn", f"model.input_mode={input_mode}")
     out = tmp_path / "backbone.safetensors"
-    assert export_backbone(ckpt, fmt="safetensors", out=out).build["input_mode"] == "frame_diff"
+    assert export_backbone(ckpt, fmt="safetensors", out=out).build["input_mode"] == input_mode
     loaded, clips = load_backbone(out), _clips()
-    assert loaded.input_mode == "frame_diff"
+    assert loaded.input_mode == input_mode
     with torch.no_grad():
         assert torch.equal(loaded(clips), load_backbone(ckpt)(clips))
 
@@ -183,13 +185,15 @@ def test_torchscript_round_trip(name, norm, checkpoint, tmp_path):
 
 
 def test_torchscript_round_trip_optimised(checkpoint, tmp_path):
-    # With frame differences, so the graph holds the input step too.
-    _torchscript_round_trip(checkpoint("r3d_10", "tgn", FRAME_DIFF), tmp_path, optimized=True)
+    # With unit-energy frame differences, so the graph holds the whole input step too.
+    _torchscript_round_trip(checkpoint("r3d_10", "tgn", FRAME_DIFF_UNIT), tmp_path,
+                            optimized=True)
 
 
 @pytest.mark.parametrize(("name", "norm", "overrides"),
                          [(name, norm, ()) for name, norm in COMBINATIONS]
-                         + [("r3d_10", "tgn", (FRAME_DIFF,))])
+                         + [("r3d_10", "tgn", (FRAME_DIFF,)),
+                            ("r3d_10", "tgn", (FRAME_DIFF_UNIT,))])
 def test_onnx_round_trip(name, norm, overrides, checkpoint, tmp_path):
     onnxruntime = pytest.importorskip("onnxruntime")
     ckpt = checkpoint(name, norm, *overrides)
@@ -338,6 +342,7 @@ def test_torchvision_refuses_a_changed_layout(r3d_18_bn):
     ("r3d_18", "gn", (), "GroupNorm"),
     ("r3d_18", "bn", (), "torchvision's r3d_18 has width 1.0"),
     ("r3d_18", "bn", (FRAME_DIFF,), "differences consecutive frames"),
+    ("r3d_18", "bn", (FRAME_DIFF_UNIT,), "differences consecutive frames"),
     ("r2plus1d_18", "bn", (), "fixes its stem at 45 channels"),
     ("c3d", "bn", (), "torchvision has no c3d"),
     ("r3d_10", "bn", (), "torchvision has no r3d_10"),

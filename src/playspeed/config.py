@@ -21,7 +21,7 @@ from playspeed.objectives import OBJECTIVES
 
 BACKBONES = ("c3d", "r3d_10", "r3d_18", "r2plus1d_10", "r2plus1d_18")
 NORMS = ("bn", "tgn", "gn")
-INPUT_MODES = ("rgb", "frame_diff")
+INPUT_MODES = ("rgb", "frame_diff", "frame_diff_unit")
 DATASETS = ("ucf101", "hmdb51", "folder")
 MEMORY_FORMATS = ("contiguous", "channels_last_3d")
 # Kinetics statistics, the usual normalisation of the field's 3D CNNs.
@@ -67,8 +67,9 @@ class ModelConfig:
     frames_per_group: int = 4  # TGN's g: P_l = max(1, T_l // g), METHOD.md §4
     groups_per_stage: list[int] | None = None  # explicit TGN group counts instead of the rule
     width: float = 1.0  # channel multiplier (small CPU runs)
-    # rgb | frame_diff: the first stage sees the differences of consecutive frames (the
-    # backbone still takes RGB clips); not part of METHOD.md, which trains on RGB.
+    # rgb | frame_diff | frame_diff_unit: the first stage sees the differences of consecutive
+    # frames, or those at unit RMS per clip (the backbone still takes RGB clips); not part of
+    # METHOD.md, which trains on RGB.
     input_mode: str = "rgb"
     dropout: float = 0.5  # before the fine-tuning classifier
 

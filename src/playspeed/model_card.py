@@ -21,6 +21,14 @@ from playspeed.tasks.data import holdout_rule
 __all__ = ["model_card", "write_model_card"]
 
 CARD_NAME = "model_card.md"
+# What the backbone does to the RGB clip before its first stage, per model.input_mode.
+_INPUT_MODE_NOTES = {
+    "rgb": "",
+    "frame_diff": "; the backbone differences consecutive frames itself (model.input_mode "
+                  "frame_diff)",
+    "frame_diff_unit": "; the backbone differences consecutive frames itself and scales each "
+                       "clip's differences to unit RMS (model.input_mode frame_diff_unit)",
+}
 # (metrics.json key, what it counts), in the order the card lists them.
 _PRETEXT_READINGS = (
     ("pretext_val_acc", "pretext accuracy"),
@@ -63,8 +71,7 @@ def model_card(config: Config, metrics: dict[str, Any], *, backbone: nn.Module,
         f"- input: RGB clips of {clip.shape} (T x H x W; frames resized to "
         f"{clip.resize[0]}x{clip.resize[1]}, then cropped), values in [0, 1] normalised with "
         f"mean {list(clip.mean)} and std {list(clip.std)}"
-        + ("; the backbone differences consecutive frames itself (model.input_mode "
-           "frame_diff)" if model.input_mode == "frame_diff" else ""),
+        + _INPUT_MODE_NOTES[model.input_mode],
         f"- pretext task: `{pretext.objective}`, playback speeds (frame skips) "
         f"{list(pretext.speeds)}, directions {list(pretext.directions)}, "
         f"{pretext.num_clips} clips per sample; no labels used",

@@ -42,8 +42,9 @@ def build_backbone(
         `P_l = max(1, T_l // frames_per_group)`, or `groups_per_stage[s]` for every layer of
         stage `s` (stem first, five entries) when given.
     width: channel multiplier (0.25, 0.5 for small CPU runs).
-    input_mode: "rgb", or "frame_diff": the first stage sees the differences of consecutive
-        frames (`frame_differences`); the backbone takes RGB clips either way.
+    input_mode: "rgb"; "frame_diff": the first stage sees the differences of consecutive
+        frames (`frame_differences`); "frame_diff_unit": those differences at unit RMS per
+        clip (`unit_energy`). The backbone takes RGB clips either way.
     The result maps `B x 3 x T x H x W` to `B x feature_dim`; T may differ from `clip_len` as
     long as every TGN layer still sees at least `P_l` frames.
     """
