@@ -85,3 +85,13 @@ def test_override_config_keeps_other_values():
     updated = override_config(config, ["data.videos=/data/ucf"])
     assert updated.model.width == 0.5 and updated.data.videos == "/data/ucf"
     assert config.data.videos is None
+
+
+def test_config_names_match_the_model_registry():
+    # config.py keeps its own lists so that validating a config needs no torch; they must
+    # name exactly what the models accept.
+    from playspeed import config
+    from playspeed.models import backbone, list_backbones
+
+    assert set(config.BACKBONES) == set(list_backbones())
+    assert config.INPUT_MODES == backbone.INPUT_MODES
