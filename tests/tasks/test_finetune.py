@@ -81,7 +81,7 @@ def test_frozen_stages_keep_their_pretrained_weights(tiny_config, pretrained, tm
     config = tiny_config("finetune", "finetune.freeze_stages=2", "trainer.max_epochs=1")
     metrics = finetune(config, tmp_path, init=pretrained)
     assert metrics["protocol"]["frozen_stages"] == 2
-    assert metrics["protocol"]["input_mode"] == config.model.input_mode == "frame_diff"
+    assert metrics["protocol"]["input_mode"] == config.model.input_mode == "frame_diff_unit"
     pretrained_weights, _ = load_backbone_weights(pretrained)
     tuned = _backbone(tmp_path / "checkpoints" / "last.ckpt")
     parameters = [k for k in pretrained_weights if k.endswith(("weight", "bias"))]

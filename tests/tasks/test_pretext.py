@@ -169,7 +169,7 @@ def test_every_objective_trains_and_its_checkpoint_serves_every_command(
     config = tiny_config("pretrain", f"pretext.objective={objective}", *small)
     metrics = pretrain(config, tmp_path / "pre")
     assert metrics["protocol"]["objective"] == objective
-    assert metrics["protocol"]["input_mode"] == "frame_diff"  # the synthetic_cpu configs'
+    assert metrics["protocol"]["input_mode"] == "frame_diff_unit"  # the synthetic_cpu configs'
     assert 0 <= metrics["pretext_val_acc"] <= 100
     for reading in OBJECTIVES[objective].readings:  # each reading has its own accuracy
         assert reading == "order" or 0 <= metrics[f"{reading}_val_acc"] <= 100
