@@ -44,8 +44,8 @@ class DemoScale:
 # Quick: the synthetic_cpu configs (16-frame pretraining, 8-frame fine-tuning at stride 2)
 # with 36 of their 120 pretraining epochs, validated every 4th, one pretraining (TGN) and two
 # fine-tunings, so that it fits 10 minutes on 2 CPU cores without native bf16 even when the
-# machine is shared (45 epochs took 7:40 on a quiet development machine and 10:56 on a busy
-# one); BN against TGN is in the full mode and in `playspeed compare`.
+# machine is shared (45 epochs took 10:56 on a busy development machine, 36 took 8:42-9:13);
+# BN against TGN is in the full mode and in `playspeed compare`.
 QUICK = DemoScale(classes=None, videos_per_class=20, frames=128, video_size=(160, 120),
                   pretrain=["trainer.max_epochs=36", "trainer.check_val_every_n_epoch=4"],
                   pretrain_runs=("tgn",))
