@@ -34,10 +34,9 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from playspeed.compare import downstream_chance
 from playspeed.config import override_config
 from playspeed.console import quiet_dependencies
-from playspeed.demo import DemoScale, _stage, prepare_data, train_stage
+from playspeed.demo import DemoScale, _stage, downstream_chance, prepare_data, train_stage
 from playspeed.io import atomic_write_text, write_json
 
 COLUMNS = {

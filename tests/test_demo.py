@@ -24,11 +24,18 @@ def demo_run(tmp_path_factory):
 
 def test_demo_report_and_metrics_agree(demo_run):
     out, rows = demo_run
-    assert list(rows) == ["scratch", "bn", "tgn"]
+    assert list(rows) == ["chance", "scratch", "bn", "tgn"]
     stored = json.loads((out / "results.json").read_text())
     assert stored["rows"] == json.loads(json.dumps(rows))
     report = (out / "report.md").read_text()
-    for name in rows:
+    # 3 classes with as many test videos each: the constant guess and a random neighbour
+    # are right a third of the time.
+    chance = rows["chance"]
+    assert chance["video_top1"] == chance["knn_top1"] == pytest.approx(100 / 3)
+    assert chance["retrieval_top1"] == pytest.approx(100 / 3, abs=5)
+    assert chance["retrieval_top1"] < chance["retrieval_top5"] <= 100
+    assert f"| {ROW_NAMES['chance']} | - | - | {chance['video_top1']:.1f} |" in report
+    for name in ("scratch", "bn", "tgn"):
         test = json.loads((out / f"finetune_{name}" / "test" / "metrics.json").read_text())
         retrieval = json.loads((out / f"retrieval_{name}" / "metrics.json").read_text())
         probe = json.loads((out / f"probe_{name}" / "metrics.json").read_text())
@@ -40,6 +47,8 @@ def test_demo_report_and_metrics_agree(demo_run):
         if name != "scratch":
             pretext = json.loads((out / f"pretrain_{name}" / "metrics.json").read_text())
             assert rows[name]["pretext_acc"] == pretext["pretext_val_acc"]
+            assert rows[name]["chance"] == pretext["pretext_val_chance"] == pytest.approx(
+                100 / 6, abs=1e-3)  # 3 speeds x 2 directions; metrics.json keeps 4 decimals
             # A pretext that did not learn (one tiny epoch: expected) is flagged in the report.
             assert stored["pretext_warnings"].get(name) == pretext["pretext_warning"]
             if not pretext["pretext_learned"]:

@@ -29,13 +29,22 @@ from typing import Any
 import numpy as np
 
 from playspeed.config import Config, override_config
-from playspeed.demo import FULL, QUICK, DemoScale, claim_run_dir, downstream_row, pretrain_row
+from playspeed.demo import (
+    FULL,
+    QUICK,
+    ROW_NAMES,
+    DemoScale,
+    claim_run_dir,
+    downstream_chance,
+    downstream_row,
+    pretrain_row,
+)
 from playspeed.errors import PlayspeedError
 from playspeed.objectives import OBJECTIVES
 
 DEFAULT_OBJECTIVES = tuple(OBJECTIVES)
 #: The rows that are not a pretext objective.
-FIXED_ROWS = {"chance": "chance (learns nothing)", "scratch": "scratch (random init)"}
+FIXED_ROWS = {name: ROW_NAMES[name] for name in ("chance", "scratch")}
 
 
 def row_name(objective: str, norm: str) -> str:
@@ -78,23 +87,6 @@ def _train_videos(config: Config) -> int:
     from playspeed.tasks.pretext import pretrain_datasets
 
     return len(pretrain_datasets(config)[0])
-
-
-def downstream_chance(config: Config) -> dict[str, float]:
-    """The readings of a model that learned nothing, on ``config``'s split: always the most
-    frequent class (video and clip top-1, k-NN, linear probe) and a random ranking of the
-    training videos (retrieval top-1 and top-5)."""
-    from playspeed.data.sampling import constant_guess_accuracy
-    from playspeed.tasks.data import load_records
-    from playspeed.tasks.retrieval import retrieval_chance
-
-    test = [record.label for record in load_records(config, "test")]
-    gallery = [record.label for record in load_records(config, "train")]
-    guess = constant_guess_accuracy(test)
-    return {"video_top1": guess, "clip_top1": guess,
-            "retrieval_top1": retrieval_chance(test, gallery, k=1),
-            "retrieval_top5": retrieval_chance(test, gallery, k=5),
-            "knn_top1": guess, "linear_top1": guess}
 
 
 def comparison_configs(pretrain_config: Config, objectives: Sequence[str]

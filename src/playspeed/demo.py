@@ -66,7 +66,8 @@ PRETRAIN_VARIANTS = {
     "tgn": ["model.norm=tgn"],
     "tgn_sort": ["model.norm=tgn", "pretext.objective=sort"],
 }
-ROW_NAMES = {"scratch": "scratch (random init)", "bn": "playback speed, BN",
+ROW_NAMES = {"chance": "chance (learns nothing)", "scratch": "scratch (random init)",
+             "bn": "playback speed, BN",
              "tgn": "playback speed, TGN", "tgn_sort": "clip sorting by speed, TGN"}
 
 
@@ -205,6 +206,23 @@ def downstream_row(out: Path, name: str, label: str, *, init: Path | None, norm:
             "knn_top1": probe["knn_top1"], "linear_top1": probe["linear_top1"]}
 
 
+def downstream_chance(config: Config) -> dict[str, float]:
+    """The readings of a model that learned nothing, on ``config``'s split: always the most
+    frequent class (video and clip top-1, k-NN, linear probe) and a random ranking of the
+    training videos (retrieval top-1 and top-5)."""
+    from playspeed.data.sampling import constant_guess_accuracy
+    from playspeed.tasks.data import load_records
+    from playspeed.tasks.retrieval import retrieval_chance
+
+    test = [record.label for record in load_records(config, "test")]
+    gallery = [record.label for record in load_records(config, "train")]
+    guess = constant_guess_accuracy(test)
+    return {"video_top1": guess, "clip_top1": guess,
+            "retrieval_top1": retrieval_chance(test, gallery, k=1),
+            "retrieval_top5": retrieval_chance(test, gallery, k=5),
+            "knn_top1": guess, "linear_top1": guess}
+
+
 def run_demo(out: Path, *, quick: bool = True, seed: int = 0, scale: DemoScale | None = None,
              log: Callable[[str], None] = print) -> dict[str, dict[str, float]]:
     """Run (or resume) the demo under ``out``; returns the results table by row.
@@ -218,7 +236,7 @@ def run_demo(out: Path, *, quick: bool = True, seed: int = 0, scale: DemoScale |
     claim_run_dir(out, {"seed": seed, "mode": "quick" if quick else "full",
                         "scale": asdict(scale)})
     pretrain_config, finetune_config = prepare_data(out, scale, seed, log)
-    rows: dict[str, dict[str, float]] = {}
+    rows: dict[str, dict[str, float]] = {"chance": downstream_chance(finetune_config)}
     warnings: dict[str, str] = {}  # pretext runs that did not learn
     for name in ("scratch", *scale.pretrain_runs):
         row: dict[str, float] = {}
@@ -227,6 +245,7 @@ def run_demo(out: Path, *, quick: bool = True, seed: int = 0, scale: DemoScale |
             config = override_config(pretrain_config, PRETRAIN_VARIANTS[name])
             metrics, init = pretrain_row(out, name, ROW_NAMES[name], config, log)
             row["pretext_acc"] = metrics.get("pretext_val_acc", float("nan"))
+            row["chance"] = metrics.get("pretext_val_chance", float("nan"))
             if metrics.get("pretext_warning"):
                 warnings[name] = metrics["pretext_warning"]
             norm = config.model.norm

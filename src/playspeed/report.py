@@ -202,6 +202,7 @@ def plot_speed_timeline(predictions, segments, *, clip_len: int, fps: float, pat
 
 DEMO_COLUMNS = {
     "pretext_acc": "pretext acc",
+    "chance": "pretext chance",
     "video_top1": "video top-1",
     "clip_top1": "clip top-1",
     "retrieval_top1": "retrieval top-1",
@@ -357,14 +358,14 @@ def write_demo_report(out: Path, rows: dict[str, dict[str, float]], *,
 
     out = Path(out)
     plots = out / "plots"
-    pretrain_logs = {row_names[n]: out / f"pretrain_{n}" for n in rows if n != "scratch"}
-    finetune_logs = {row_names[n]: out / f"finetune_{n}" for n in rows}
-    plot_curves(pretrain_logs, ["train/loss", "val/pretext_acc"], plots / "pretrain_curves.png",
+    models = [n for n in rows if n != "chance"]
+    pretrained = [n for n in models if n != "scratch"]
+    plot_curves({row_names[n]: out / f"pretrain_{n}" for n in pretrained},
+                ["train/loss", "val/pretext_acc"], plots / "pretrain_curves.png",
                 title="pretext training")
-    plot_curves(finetune_logs, ["train/loss", "val/acc"], plots / "finetune_curves.png",
-                title="fine-tuning")
-    best = max((n for n in rows if n != "scratch"), key=lambda n: rows[n]["retrieval_top1"],
-               default="scratch")
+    plot_curves({row_names[n]: out / f"finetune_{n}" for n in models},
+                ["train/loss", "val/acc"], plots / "finetune_curves.png", title="fine-tuning")
+    best = max(pretrained, key=lambda n: rows[n]["retrieval_top1"], default="scratch")
     table = results_table(rows, row_names)
     warnings = warnings or {}
     write_json(out / "results.json", {"mode": "quick" if quick else "full", "seed": seed,
@@ -377,8 +378,9 @@ Synthetic action dataset (UCF-101 layout, classes told apart only by motion); ev
 has the same architecture and fine-tuning budget. Percentages on the test split: video
 top-1 averages softmax scores over 10 evenly spaced clips; retrieval and k-NN use frozen
 features (test videos query the training videos); pretext accuracy is measured on held-out
-training videos (speed and direction both right). Each stage's `metrics.json` states its
-protocol in full.
+training videos (speed and direction both right). The chance row is what a model that
+learned nothing reads: the most frequent class, and for retrieval a random ranking. Each
+stage's `metrics.json` states its protocol in full.
 
 {table}
 
