@@ -277,7 +277,8 @@ def _run_test(args: argparse.Namespace) -> int:
     out = args.out or args.ckpt.parent.parent / "test"
     metrics = evaluate(args.ckpt, out=out, num_clips=args.clips, overrides=args.overrides)
     print(f"clip top-1 {metrics['clip_top1']:.1f}%  video top-1 {metrics['video_top1']:.1f}%  "
-          f"({metrics['num_videos']} videos); written to {out}")
+          f"(chance {metrics['chance_top1']:.1f}%, {metrics['num_videos']} videos); "
+          f"written to {out}")
     return 0
 
 # --- evaluation commands (retrieve, extract, probe, speed) ---
@@ -294,7 +295,8 @@ def _run_retrieve(args: argparse.Namespace) -> int:
         raise PlayspeedError(f"--topk {args.topk!r}: every k must be at least 1")
     out = args.out or args.ckpt.parent.parent / "retrieval"
     metrics = retrieve(args.ckpt, out=out, topk=topk, overrides=args.overrides)
-    print("  ".join(f"top-{k} {metrics[f'top{k}']:.1f}%" for k in topk)
+    print("  ".join(f"top-{k} {metrics[f'top{k}']:.1f}% (chance {metrics[f'chance_top{k}']:.1f}%)"
+                    for k in topk)
           + f"  ({metrics['num_videos']} queries); written to {out}")
     return 0
 
@@ -316,7 +318,8 @@ def _run_probe(args: argparse.Namespace) -> int:
     out = args.out or args.ckpt.parent.parent / "probe"
     metrics = probe(args.ckpt, out=out, overrides=args.overrides)
     print(f"linear probe {metrics['linear_top1']:.1f}%  k-NN {metrics['knn_top1']:.1f}%  "
-          f"({metrics['num_videos']} test videos); written to {out}")
+          f"(chance {metrics['chance_top1']:.1f}%, {metrics['num_videos']} test videos); "
+          f"written to {out}")
     return 0
 
 

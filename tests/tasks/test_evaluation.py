@@ -58,8 +58,10 @@ def test_evaluate_with_a_model_of_known_outputs(finetuned, tmp_path, monkeypatch
     expected = 100.0 * sum(r.label == 1 for r in records) / len(records)
     assert metrics["video_top1"] == metrics["clip_top1"] == pytest.approx(expected)
     assert metrics["num_videos"] == len(records) == 3
+    # Chance: always answering the most frequent test class (one video of each here).
+    assert metrics["chance_top1"] == pytest.approx(100 / 3)
     stored = json.loads((tmp_path / "metrics.json").read_text())
-    assert {"clip_top1", "video_top1", "num_videos", "protocol"} <= stored.keys()
+    assert {"clip_top1", "video_top1", "chance_top1", "num_videos", "protocol"} <= stored.keys()
     assert "3 evenly spaced clips" in stored["protocol"]["video_top1"]
     lines = (tmp_path / "per_class.csv").read_text().splitlines()
     assert lines[0] == "class,videos,video_top1" and len(lines) == 4

@@ -89,10 +89,11 @@ def test_probe_command_end_to_end(tiny_pretrain_ckpt, tmp_path, capsys):
     assert main(["probe", "--ckpt", str(tiny_pretrain_ckpt), "--out", str(out),
                  "optim.batch_size=2"]) == 0
     printed = capsys.readouterr().out
-    assert "linear probe" in printed and "k-NN" in printed and "(3 test videos)" in printed
+    assert "linear probe" in printed and "(chance 33.3%, 3 test videos)" in printed
     stored = json.loads((out / "metrics.json").read_text())
-    assert set(stored) == {"linear_top1", "knn_top1", "num_videos", "protocol"}
+    assert set(stored) == {"linear_top1", "knn_top1", "chance_top1", "num_videos", "protocol"}
     assert stored["num_videos"] == 3
+    assert stored["chance_top1"] == pytest.approx(100 / 3)  # one test video per class
     for key in ("linear_top1", "knn_top1"):  # 3 test videos: a multiple of 100/3
         assert 0 <= stored[key] <= 100 and round(stored[key] * 3 / 100, 6).is_integer()
     # The library call gives the same numbers (features served from the run's cache).

@@ -119,9 +119,16 @@ def test_retrieve_end_to_end_keeps_every_video(tiny_pretrain_ckpt, tmp_path):
     out = tmp_path / "retrieval"
     metrics = retrieve(tiny_pretrain_ckpt, out=out, overrides=["optim.batch_size=2"])
     stored = json.loads((out / "metrics.json").read_text())
-    assert set(stored) == {"top1", "top5", "top10", "top20", "top50", "num_videos", "protocol"}
+    ks = (1, 5, 10, 20, 50)
+    assert set(stored) == {*(f"top{k}" for k in ks), *(f"chance_top{k}" for k in ks),
+                           "num_videos", "protocol"}
     assert stored == json.loads(json.dumps(metrics))
     assert stored["num_videos"] == 3
+    # A random ranking of 3 videos per class in a gallery of 9: a hit at rank 1 with
+    # probability 3/9; a miss in the top 5 only if all 5 come from the other 6 videos.
+    assert stored["chance_top1"] == pytest.approx(100 / 3)
+    assert stored["chance_top5"] == pytest.approx(100 * (1 - 6 / 126))
+    assert stored["chance_top10"] == stored["chance_top50"] == 100.0
     assert all(0 <= stored[f"top{k}"] <= 100 for k in (1, 5, 10, 20, 50))
     assert stored["top50"] == 100.0  # the whole 9-video gallery holds every class
     with open(out / "neighbours.csv", newline="") as handle:
@@ -142,8 +149,9 @@ def test_retrieve_command(tiny_pretrain_ckpt, tmp_path, capsys):
                  str(out)]) == 0  # no top-1 asked: the plot's title must not need it
     printed = capsys.readouterr().out
     assert "top-5" in printed and "top-10" in printed and "(3 queries)" in printed
+    assert "(chance 95.2%)" in printed  # top-5 of a random ranking, beside the reading
     assert set(json.loads((out / "metrics.json").read_text())) == {
-        "top5", "top10", "num_videos", "protocol"}
+        "top5", "top10", "chance_top5", "chance_top10", "num_videos", "protocol"}
     with open(out / "neighbours.csv", newline="") as handle:
         assert len(next(csv.reader(handle))) == 2 + 9  # k=10 > the 9 gallery videos
 

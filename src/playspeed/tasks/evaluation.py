@@ -90,6 +90,7 @@ def evaluate(ckpt: Path, *, out: Path, num_clips: int = 10, overrides: list[str]
 
     Writes ``metrics.json``, ``per_class.csv`` and ``plots/confusion.png`` under ``out``.
     """
+    from playspeed.data.sampling import constant_guess_accuracy
     from playspeed.report import plot_confusion
     from playspeed.tasks.checkpoints import load_task
     from playspeed.tasks.data import build_source, classification_dataset, load_records, make_loader
@@ -121,6 +122,7 @@ def evaluate(ckpt: Path, *, out: Path, num_clips: int = 10, overrides: list[str]
     predicted = video_logits.softmax(-1).mean(1).argmax(-1)
     matrix = confusion_matrix(predicted, labels, len(task.classes))
     metrics |= {
+        "chance_top1": constant_guess_accuracy(labels.tolist()),  # the most frequent class
         "num_videos": len(records),
         "protocol": {
             "split": f"{config.data.dataset} split {config.data.split}, test list",

@@ -76,6 +76,7 @@ def probe_metrics(backbone: torch.nn.Module, config: Config, *, out: Path, k: in
                   pooling: str = "maxpool", cache: FeatureCache | None = None,
                   label: str = "") -> dict[str, Any]:
     """k-NN and linear-probe accuracy of frozen video features; writes ``metrics.json``."""
+    from playspeed.data.sampling import constant_guess_accuracy
     from playspeed.tasks.data import build_source, load_records
 
     source = build_source(config)
@@ -88,6 +89,7 @@ def probe_metrics(backbone: torch.nn.Module, config: Config, *, out: Path, k: in
     metrics: dict[str, Any] = {
         "linear_top1": percent(linear_probe_predict(train, train_labels, test) == test_labels),
         "knn_top1": percent(knn_predict(train, train_labels, test, k=k) == test_labels),
+        "chance_top1": constant_guess_accuracy(test_labels.tolist()),  # the most frequent class
         "num_videos": len(splits["test"]),
         "protocol": {
             "features": f"frozen backbone, {pooling} vector, mean over {num_clips} evenly "

@@ -141,6 +141,9 @@ def retrieval_metrics(backbone: torch.nn.Module, config: Config, *, out: Path,
     queries, query_labels = features(query_records)
     ranked = rank_gallery(queries, gallery, k=max(topk), device=inference_device())
     metrics: dict[str, Any] = topk_accuracy(ranked, query_labels, gallery_labels, topk)
+    metrics |= {  # what a random ranking of the gallery would score
+        f"chance_top{k}": retrieval_chance(query_labels.tolist(), gallery_labels.tolist(), k=k)
+        for k in topk}
     metrics |= {
         "num_videos": len(query_records),
         "protocol": {
