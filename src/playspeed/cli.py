@@ -267,7 +267,8 @@ def _run_finetune(args: argparse.Namespace) -> int:
     out = _run_dir(args.out, args.config, "finetune")
     metrics = finetune(config, out, init=args.init, resume=args.resume)
     print(f"validation clip accuracy {metrics.get('val_clip_top1', float('nan')):.1f}% "
-          f"on {metrics['num_videos']} held-out videos; run in {out}")
+          f"(chance {metrics['val_chance']:.1f}%) on {metrics['num_videos']} held-out videos; "
+          f"run in {out}")
     return 0
 
 

@@ -38,6 +38,7 @@ def test_finetune_from_scratch_differs_and_trains(tiny_config, pretrained, tmp_p
     metrics = finetune(tiny_config("finetune", "trainer.max_epochs=1"), tmp_path / "scratch")
     assert metrics["protocol"]["init"].startswith("scratch")
     assert metrics["clips_seen"] == 6  # 6 training videos (3 held out), one clip each, 1 epoch
+    assert metrics["val_chance"] == pytest.approx(100 / 3)  # a held-out video of each class
     pretrained_weights, _ = load_backbone_weights(pretrained)
     scratch = _backbone(tmp_path / "scratch" / "checkpoints" / "last.ckpt")
     key = next(k for k in pretrained_weights if k.endswith("weight") and

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from playspeed.config import Config, override_config
+from playspeed.data.sampling import constant_guess_accuracy
 from playspeed.data.transforms import mix_still_frames
 from playspeed.errors import PlayspeedError
 from playspeed.io import write_json
@@ -146,6 +147,7 @@ def finetune(config: Config, out: Path, *, init: Path | None = None,
                   monitor="val/acc", resume=resume)
     metrics = {
         **final_metrics(trainer, {"val/acc": "val_clip_top1", "val/loss": "val_loss"}),
+        "val_chance": constant_guess_accuracy([record.label for record in val_records]),
         "clips_seen": task.clips_seen,
         "num_videos": len(val_set),
         "train_videos": len(train_set),
