@@ -105,7 +105,10 @@ def model_card(config: Config, metrics: dict[str, Any], *, backbone: nn.Module,
     for name, results in (downstream or {}).items():
         for key, label in DOWNSTREAM.items():
             if key in results:
-                lines.append(f"| {name}: {label} | {results[key]:.1f} | | "
+                # Every top-k reading's chance is stored as chance_top<k> beside it.
+                chance = results.get("chance_top" + key.rpartition("top")[2])
+                chance_cell = "" if chance is None else f" {chance:.1f}"
+                lines.append(f"| {name}: {label} | {results[key]:.1f} |{chance_cell} | "
                              f"{_protocol_text(results.get('protocol', {}))} |")
     if not downstream:
         lines.append("| downstream (fine-tuning, retrieval, probes) | not measured | | "
