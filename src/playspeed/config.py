@@ -16,7 +16,8 @@ from typing import Any
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from playspeed.errors import PlayspeedError
+from playspeed.errors import PlayspeedError, first_line
+from playspeed.io import atomic_write_text
 from playspeed.objectives import OBJECTIVES
 
 BACKBONES = ("c3d", "r3d_10", "r3d_18", "r2plus1d_10", "r2plus1d_18")
@@ -185,7 +186,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Co
             try:
                 loaded = OmegaConf.load(config_path)
             except Exception as err:  # the YAML parser's errors carry line numbers
-                raise PlayspeedError(f"{config_path}: not valid YAML ({_first_line(err)})") from err
+                raise PlayspeedError(f"{config_path}: not valid YAML ({first_line(err)})") from err
             merged = OmegaConf.merge(merged, loaded or {})
         config: Config = OmegaConf.to_object(merged)
     except OmegaConfBaseException as err:
@@ -221,8 +222,6 @@ def config_from_dict(values: dict[str, Any]) -> Config:
 
 
 def save_config(config: Config, path: Path) -> None:
-    from playspeed.io import atomic_write_text
-
     atomic_write_text(path, OmegaConf.to_yaml(OmegaConf.structured(config)))
 
 
@@ -290,11 +289,8 @@ def validate(config: Config, *, source: str = "config") -> None:
 
 def _describe_omegaconf_error(err: OmegaConfBaseException) -> str:
     key = getattr(err, "full_key", None)
-    message = _first_line(err)
+    message = first_line(err)
     if type(err).__name__ == "ConfigKeyError" and key:
         return f"unknown config key '{key}'"
     return f"{key}: {message}" if key else message
 
-
-def _first_line(err: BaseException) -> str:
-    return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import tempfile
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
@@ -41,10 +44,6 @@ def write_json(path: str | Path, payload: Any) -> None:
 
 def write_npz(path: str | Path, **arrays: Any) -> None:
     """``numpy.savez`` to ``path``, atomically."""
-    import io
-
-    import numpy as np
-
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
     atomic_write_bytes(path, buffer.getvalue())

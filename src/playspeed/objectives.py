@@ -10,8 +10,10 @@ Readings: ``speed`` (index in the speeds), ``direction`` (index in the direction
 ``rotation`` (quarter turns counter-clockwise, 0-3) are per clip; ``order`` (the index in
 ``itertools.permutations(range(num_clips))`` of the permutation that puts the sample's
 clips in order) is per sample. Pretext accuracy counts a clip (per-clip objectives) when
-all its readings are right, a sample (order objectives) when its permutation is right, so
-its chance level is ``100 / product of the readings' class counts``.
+all its readings are right, a sample (order objectives) when its permutation is right; its
+chance level is measured on the validation items themselves
+(:meth:`playspeed.data.pretext.PretextGrid.chance_levels`), since short videos leave labels
+out.
 """
 
 from __future__ import annotations
@@ -78,12 +80,6 @@ class Objective:
                   "direction": len(self.directions(directions)),
                   "rotation": NUM_ROTATIONS, "order": math.factorial(num_clips)}
         return {reading: counts[reading] for reading in self.readings}
-
-    def chance(self, *, speeds: Sequence[int], directions: Sequence[int],
-               num_clips: int) -> float:
-        """Pretext accuracy (percent) of guessing uniformly at random."""
-        classes = self.num_classes(speeds=speeds, directions=directions, num_clips=num_clips)
-        return 100.0 / math.prod(classes.values())
 
     def max_clips(self, *, speeds: Sequence[int], directions: Sequence[int]) -> int | None:
         """Most clips a sample can hold (distinct draws: the signed speeds); None: no limit."""

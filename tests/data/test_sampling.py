@@ -8,7 +8,6 @@ from hypothesis import strategies as st
 from playspeed.data.sampling import (
     clip_indices,
     clip_span,
-    constant_guess_accuracy,
     evenly_spaced_starts,
     fitting_signed_speeds,
     min_objective_frames,
@@ -247,11 +246,6 @@ def test_pretext_grid_starts_spread_over_the_video():
     assert grid.frame_indices[:, 0].tolist() == [22, 68, 16, 47]
     assert pretext_grid(9, clip_len=10, speeds=(1,), directions=(1, -1),
                         num_starts=2).speed.size == 0
-
-
-def test_constant_guess_accuracy_is_the_majority_share():
-    assert constant_guess_accuracy([1, 2, 4, 8] * 3) == 25.0
-    assert constant_guess_accuracy([1, 1, 1, 2]) == 75.0
 
 
 @SETTINGS

@@ -11,9 +11,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from playspeed.chance import constant_guess_accuracy
 from playspeed.data.sampling import (
     PretextDraw,
-    constant_guess_accuracy,
     min_objective_frames,
     objective_target,
     pretext_grid,

@@ -373,10 +373,3 @@ def pretext_grid(
         frame_indices=np.stack(clips) if clips else np.zeros((0, clip_len), dtype=np.int64),
         speed=np.asarray(speed, dtype=np.int64), direction=np.asarray(direction, dtype=np.int64))
 
-
-def constant_guess_accuracy(labels: Sequence[int] | np.ndarray) -> float:
-    """Chance level of a set of labels, in percent: the accuracy of always answering its most
-    frequent label (``100 / K`` when the ``K`` labels are equally frequent, as on a full grid).
-    """
-    _, counts = np.unique(np.asarray(labels), return_counts=True)
-    return float(100 * counts.max() / counts.sum()) if counts.size else float("nan")
