@@ -12,11 +12,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from omegaconf import OmegaConf
 from torch import nn
 
 from playspeed.config import Config, config_to_dict
+from playspeed.data.splits import describe_holdout
 from playspeed.io import atomic_write_text
-from playspeed.tasks.data import holdout_rule
 
 __all__ = ["model_card", "write_model_card"]
 
@@ -52,8 +53,6 @@ def model_card(config: Config, metrics: dict[str, Any], *, backbone: nn.Module,
     ``metrics``: pretraining's ``metrics.json``; ``downstream``: evaluation name -> that
     evaluation's ``metrics.json`` (keys of :data:`DOWNSTREAM` and ``protocol``), if any.
     """
-    from omegaconf import OmegaConf
-
     model, clip, data, pretext = config.model, config.clip, config.data, config.pretext
     protocol = metrics.get("protocol", {})
     ckpt = Path(run_dir) / "checkpoints" / "last.ckpt"
@@ -82,7 +81,7 @@ def model_card(config: Config, metrics: dict[str, Any], *, backbone: nn.Module,
         f"`{data.videos}`",
         f"- trained on {protocol.get('train_videos', 'unknown')} videos; "
         f"{metrics.get('num_videos', 'unknown')} more held out to measure pretext accuracy "
-        f"({holdout_rule(config)})",
+        f"({describe_holdout(fraction=data.val_fraction, seed=config.seed)})",
         f"- training: {protocol.get('epochs', 'unknown')} epoch(s), effective batch "
         f"{protocol.get('effective_batch', 'unknown')}, {config.optim.name} at lr "
         f"{config.optim.lr}",

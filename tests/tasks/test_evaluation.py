@@ -2,44 +2,21 @@
 
 import json
 
-import numpy as np
 import pytest
 import torch
 
-from playspeed.tasks.evaluation import (
-    confusion_matrix,
-    evaluate,
-    per_class_accuracy,
-    video_and_clip_accuracy,
-)
+from playspeed.errors import PlayspeedError
+from playspeed.tasks.data import load_records
+from playspeed.tasks.evaluation import evaluate
 from playspeed.tasks.finetune import ActionRecognition, finetune
-
-
-def test_video_accuracy_averages_softmax_scores_not_logits():
-    # Video 0: one clip very sure of class 1, two clips mildly for class 0. Averaged logits
-    # pick class 1; averaged softmax scores pick class 0 (the protocol).
-    video_logits = torch.tensor([[[0.0, 12.0], [2.0, 0.0], [2.0, 0.0]],
-                                 [[0.0, 1.0], [0.0, 1.0], [0.0, 1.0]]])
-    centre_logits = torch.tensor([[0.0, 1.0], [0.0, 1.0]])
-    labels = torch.tensor([0, 1])
-    assert video_logits.mean(1).argmax(-1).tolist() == [1, 1]
-    metrics = video_and_clip_accuracy(video_logits, centre_logits, labels)
-    assert metrics == {"video_top1": 100.0, "clip_top1": 50.0}
-
-
-def test_confusion_matrix_and_per_class_accuracy():
-    predicted = torch.tensor([0, 1, 1, 2, 0])
-    labels = torch.tensor([0, 1, 2, 2, 0])
-    matrix = confusion_matrix(predicted, labels, 4)
-    assert matrix.tolist() == [[2, 0, 0, 0], [0, 1, 0, 0], [0, 1, 1, 0], [0, 0, 0, 0]]
-    accuracy = per_class_accuracy(matrix)
-    assert accuracy[:3].tolist() == [100.0, 100.0, 50.0] and np.isnan(accuracy[3])
+from playspeed.tasks.pretext import pretrain
+from playspeed.tasks.registry import load_task
 
 
 @pytest.fixture(scope="module")
 def finetuned(tiny_config, tmp_path_factory):
     out = tmp_path_factory.mktemp("finetune")
-    finetune(tiny_config("finetune", "trainer.max_epochs=1"), out)
+    finetune(tiny_config("finetune", "trainer.max_epochs=1", "clip.test_clips=4"), out)
     return out / "checkpoints" / "last.ckpt"
 
 
@@ -51,9 +28,6 @@ def test_evaluate_with_a_model_of_known_outputs(finetuned, tmp_path, monkeypatch
 
     monkeypatch.setattr(ActionRecognition, "forward", always_class_1)
     metrics = evaluate(finetuned, out=tmp_path, num_clips=3, overrides=["optim.batch_size=2"])
-    from playspeed.tasks.checkpoints import load_task
-    from playspeed.tasks.data import load_records
-
     records = load_records(load_task(finetuned).config, "test")
     expected = 100.0 * sum(r.label == 1 for r in records) / len(records)
     assert metrics["video_top1"] == metrics["clip_top1"] == pytest.approx(expected)
@@ -69,10 +43,20 @@ def test_evaluate_with_a_model_of_known_outputs(finetuned, tmp_path, monkeypatch
 
 
 def test_evaluate_rejects_a_pretrain_checkpoint(tiny_config, tmp_path):
-    from playspeed.errors import PlayspeedError
-    from playspeed.tasks.pretext import pretrain
-
     pretrain(tiny_config("pretrain", "trainer.max_epochs=1"), tmp_path)
     with pytest.raises(PlayspeedError, match="a pretrain checkpoint; this command needs a "
                                              "finetune one"):
         evaluate(tmp_path / "checkpoints" / "last.ckpt", out=tmp_path / "test")
+
+
+def test_test_command_takes_its_clips_from_the_config(finetuned, tmp_path, capsys):
+    """Without --clips, video accuracy uses the checkpoint's clip.test_clips (4 here, not the
+    option's former default of 10); an override or --clips changes it."""
+    from playspeed.cli import main
+
+    for argv, clips in (([], 4), (["clip.test_clips=3"], 3), (["--clips", "2"], 2)):
+        out = tmp_path / str(clips)
+        assert main(["test", "--ckpt", str(finetuned), "--out", str(out), *argv]) == 0
+        protocol = json.loads((out / "metrics.json").read_text())["protocol"]
+        assert protocol["video_top1"].startswith(f"{clips} evenly spaced clips")
+        assert protocol["input_mode"] == "frame_diff_unit"  # the model's, named

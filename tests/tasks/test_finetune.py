@@ -4,9 +4,10 @@ import pytest
 import torch
 
 from playspeed.errors import PlayspeedError
-from playspeed.tasks.checkpoints import load_backbone_weights, load_task
+from playspeed.tasks.checkpoints import load_backbone_weights
 from playspeed.tasks.finetune import ActionRecognition, check_backbone_compatible, finetune
 from playspeed.tasks.pretext import pretrain
+from playspeed.tasks.registry import load_task
 
 
 @pytest.fixture(scope="module")

@@ -4,13 +4,13 @@ to end on the tiny synthetic set."""
 import csv
 import json
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
 from playspeed.cli import main
-from playspeed.tasks.retrieval import rank_gallery, retrieval_chance, retrieve, topk_accuracy
+from playspeed.tasks.metrics import topk_accuracy
+from playspeed.tasks.retrieval import rank_gallery, retrieve
 
 
 def test_rank_gallery_orders_by_cosine_similarity():
@@ -57,33 +57,6 @@ def test_random_features_match_a_full_sort():
     similarity = F.normalize(queries, dim=1) @ F.normalize(gallery, dim=1).T
     expected = similarity.sort(dim=1, descending=True, stable=True).indices[:, :50]
     assert torch.equal(ranked, expected)
-
-
-def test_topk_accuracy_counts_first_hit_within_k():
-    ranked = torch.tensor([[0, 1, 2], [2, 1, 0], [1, 2, 0]])
-    gallery_labels = torch.tensor([0, 1, 2])
-    query_labels = torch.tensor([0, 0, 2])
-    metrics = topk_accuracy(ranked, query_labels, gallery_labels, ks=(1, 2, 3))
-    assert metrics == {"top1": 100 / 3, "top2": 200 / 3, "top3": 100.0}
-
-
-def test_a_tie_decides_the_hit_by_gallery_order():
-    # Gallery videos 0 (class 1) and 1 (class 0) are equally similar to the query (class 0):
-    # the earlier one ranks first, so the query misses at 1 and hits at 2.
-    gallery = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
-    ranked = rank_gallery(torch.tensor([[1.0, 0.0]]), gallery, k=3)
-    metrics = topk_accuracy(ranked, torch.tensor([0]), torch.tensor([1, 0, 0]), ks=(1, 2))
-    assert metrics == {"top1": 0.0, "top2": 100.0}
-
-
-def test_class_absent_from_gallery_never_hits_but_counts():
-    gallery = torch.eye(3)
-    gallery_labels = torch.tensor([0, 1, 1])
-    queries = torch.eye(3)
-    query_labels = torch.tensor([0, 1, 7])  # class 7 has no gallery video
-    ranked = rank_gallery(queries, gallery, k=3)
-    metrics = topk_accuracy(ranked, query_labels, gallery_labels, ks=(1, 3))
-    assert metrics["top1"] == 200 / 3 and metrics["top3"] == 200 / 3
 
 
 def test_k_larger_than_gallery_and_chunking_agree():
@@ -169,15 +142,20 @@ def test_retrieve_command_errors(tiny_pretrain_ckpt, tmp_path, capsys, argv, mes
     assert err.startswith("error: ") and "\n" not in err and message in err
 
 
-def test_retrieval_chance_is_the_expected_hit_rate_of_a_random_ranking():
-    gallery = [0, 0, 1, 2]
-    # top-1: the share of the query's class in the gallery, averaged over queries
-    assert retrieval_chance([0, 1], gallery, k=1) == pytest.approx(100 * (2 / 4 + 1 / 4) / 2)
-    # top-2: a miss draws both from the other classes: C(2,2)/C(4,2) and C(3,2)/C(4,2)
-    assert retrieval_chance([0, 1], gallery, k=2) == pytest.approx(100 * (5 / 6 + 3 / 6) / 2)
-    assert retrieval_chance([0, 1], gallery, k=5) == 100.0  # k past the gallery: all of it
-    assert retrieval_chance([3], gallery, k=2) == 0.0  # a class absent from the gallery
-    # a simulation of random rankings agrees
-    rng = np.random.default_rng(0)
-    hits = np.mean([np.isin(0, rng.permutation(gallery)[:2]) for _ in range(4000)])
-    assert 100 * hits == pytest.approx(retrieval_chance([0], gallery, k=2), abs=3)
+def test_a_tie_decides_the_hit_by_gallery_order():
+    # Gallery videos 0 (class 1) and 1 (class 0) are equally similar to the query (class 0):
+    # the earlier one ranks first, so the query misses at 1 and hits at 2.
+    gallery = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+    ranked = rank_gallery(torch.tensor([[1.0, 0.0]]), gallery, k=3)
+    metrics = topk_accuracy(ranked, torch.tensor([0]), torch.tensor([1, 0, 0]), ks=(1, 2))
+    assert metrics == {"top1": 0.0, "top2": 100.0}
+
+
+def test_class_absent_from_gallery_never_hits_but_counts():
+    gallery = torch.eye(3)
+    gallery_labels = torch.tensor([0, 1, 1])
+    queries = torch.eye(3)
+    query_labels = torch.tensor([0, 1, 7])  # class 7 has no gallery video
+    ranked = rank_gallery(queries, gallery, k=3)
+    metrics = topk_accuracy(ranked, query_labels, gallery_labels, ks=(1, 3))
+    assert metrics["top1"] == 200 / 3 and metrics["top3"] == 200 / 3

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 __all__ = ["ClipOrderHead", "LinearClassifier", "PerClipHead", "SpeedDirectionHead",
-           "signed_speed_index"]
+           "signed_speed_index", "speed_direction_probabilities", "split_signed_speed"]
 
 
 def signed_speed_index(
@@ -17,6 +17,34 @@ def signed_speed_index(
 ) -> torch.Tensor:
     """Class of the joint signed-speed softmax: `speed_index * num_directions + direction_index`."""
     return speed * num_directions + direction
+
+
+def split_signed_speed(
+    index: torch.Tensor, *, num_directions: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`(speed_index, direction_index)` of joint signed-speed classes (`signed_speed_index`'s
+    inverse)."""
+    return index // num_directions, index % num_directions
+
+
+def speed_direction_probabilities(
+    outputs: dict[str, torch.Tensor], *, num_speeds: int, num_directions: int
+) -> torch.Tensor:
+    """`B x S x D` probability of each (speed, direction) pair from a head's logits.
+
+    `outputs`: the joint `signed_speed` logits (`B x S*D`, classes as `signed_speed_index`),
+    or `speed` (`B x S`) and `direction` (`B x D`) logits, whose softmaxes multiply; without
+    a `direction` reading (a forward-only objective) every clip plays forward (`D` = 1).
+    """
+    if "signed_speed" in outputs:
+        return outputs["signed_speed"].float().softmax(-1).view(-1, num_speeds, num_directions)
+    speed = outputs["speed"].float().softmax(-1)
+    if "direction" not in outputs:
+        if num_directions != 1:
+            raise ValueError(f"no direction logits for {num_directions} directions")
+        return speed[:, :, None]
+    direction = outputs["direction"].float().softmax(-1)
+    return speed[:, :, None] * direction[:, None, :]
 
 
 class PerClipHead(nn.Module):

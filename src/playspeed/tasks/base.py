@@ -15,7 +15,7 @@ import lightning as L
 import torch
 from torch import nn
 
-from playspeed.config import Config, config_from_dict, config_to_dict
+from playspeed.config import Config, OptimConfig, config_from_dict, config_to_dict
 from playspeed.models import build_backbone, convert_sync_tgn
 
 
@@ -72,11 +72,7 @@ class VideoTask(L.LightningModule):
 
     def configure_optimizers(self):
         optim = self.config.optim
-        groups = self.parameter_groups()
-        if optim.name == "sgd":
-            optimizer = torch.optim.SGD(groups, lr=optim.lr, momentum=optim.momentum)
-        else:
-            optimizer = torch.optim.AdamW(groups, lr=optim.lr)
+        optimizer = build_optimizer(optim, self.parameter_groups())
         steps_per_epoch = max(1, self.trainer.estimated_stepping_batches
                               // max(1, self.trainer.max_epochs))
         total_steps = max(1, int(self.trainer.estimated_stepping_batches))
@@ -109,6 +105,13 @@ class VideoTask(L.LightningModule):
         if "torch_rng_state" in checkpoint:
             torch.set_rng_state(checkpoint["torch_rng_state"])
         self.clips_seen = int(checkpoint.get("clips_seen", 0))
+
+
+def build_optimizer(optim: OptimConfig, groups: list[dict[str, Any]]) -> torch.optim.Optimizer:
+    """The optimiser ``optim.name`` over parameter ``groups`` (each with its lr and decay)."""
+    if optim.name == "sgd":
+        return torch.optim.SGD(groups, lr=optim.lr, momentum=optim.momentum)
+    return torch.optim.AdamW(groups, lr=optim.lr)
 
 
 def decay_groups(named_parameters, *, lr: float, weight_decay: float,

@@ -1,4 +1,5 @@
-"""Loading checkpoints: every one carries its config and task, so one call restores it.
+"""Reading checkpoints: every one carries its config and task name, so it describes itself
+(:func:`playspeed.tasks.registry.load_task` turns one into its task in one call).
 
 Checkpoints are files from anywhere (shared pretrained weights), so they are data, never
 code: every load is ``torch.load(..., weights_only=True)``, which builds only tensors and
@@ -19,9 +20,7 @@ import torch
 from torch import nn
 
 from playspeed.config import Config, config_from_dict
-from playspeed.errors import PlayspeedError
-
-TASKS = ("pretrain", "finetune")
+from playspeed.errors import PlayspeedError, first_line
 
 
 def safe_torch_load(path: str | Path) -> Any:
@@ -34,7 +33,7 @@ def safe_torch_load(path: str | Path) -> Any:
     except pickle.UnpicklingError as err:
         raise PlayspeedError(_refusal(path, str(err))) from err
     except Exception as err:
-        raise PlayspeedError(f"{path}: not a readable checkpoint ({_first_line(err)})") from err
+        raise PlayspeedError(f"{path}: not a readable checkpoint ({first_line(err)})") from err
 
 
 def _refusal(path: Path, message: str) -> str:
@@ -48,9 +47,6 @@ def _refusal(path: Path, message: str) -> str:
     return f"{path}: not a readable checkpoint ({detail.group(1) if detail else 'bad pickle'})"
 
 
-def _first_line(err: Exception) -> str:
-    return (str(err).strip().splitlines() or [type(err).__name__])[0]
-
 
 def read_checkpoint(path: str | Path, *, expect: str | None = None) -> dict[str, Any]:
     """The raw checkpoint dict, checked to be one of ours (of task ``expect`` when given)."""
@@ -59,8 +55,6 @@ def read_checkpoint(path: str | Path, *, expect: str | None = None) -> dict[str,
     if not isinstance(hparams, dict) or "config" not in hparams or "task" not in hparams:
         raise PlayspeedError(f"{path}: not a playspeed checkpoint (no stored config)")
     task = hparams["task"]
-    if task not in TASKS:
-        raise PlayspeedError(f"{path}: a checkpoint of an unknown task {task!r}")
     if expect is not None and task != expect:
         raise PlayspeedError(f"{path}: a {task} checkpoint; this command needs a {expect} one")
     weights = checkpoint.get("state_dict")
@@ -90,29 +84,7 @@ def load_weights(module: nn.Module, weights: dict[str, torch.Tensor], path: str 
         if len(summary) > 300:
             summary = summary[:300] + " ..."
         raise PlayspeedError(f"{path}: weights do not fit the model its config builds "
-                             f"({summary or _first_line(err)})") from err
-
-
-def load_task(path: str | Path, *, expect: str | None = None):
-    """The Lightning module of a checkpoint, weights loaded, in eval mode.
-
-    ``expect`` ("pretrain" | "finetune") rejects a checkpoint of the other kind.
-    """
-    from playspeed.tasks.finetune import ActionRecognition
-    from playspeed.tasks.pretext import PlaybackSpeedPretraining
-
-    checkpoint = read_checkpoint(path, expect=expect)
-    hparams = dict(checkpoint["hyper_parameters"])
-    task = hparams.pop("task")
-    config = checkpoint_config(checkpoint, path)
-    hparams.pop("config")
-    module_type = {"pretrain": PlaybackSpeedPretraining, "finetune": ActionRecognition}[task]
-    try:
-        module = module_type(config, **hparams)
-    except (TypeError, ValueError) as err:  # stored extras or settings this version rejects
-        raise PlayspeedError(f"{path}: cannot rebuild its model ({_first_line(err)})") from err
-    load_weights(module, checkpoint["state_dict"], path)
-    return module.eval()
+                             f"({summary or first_line(err)})") from err
 
 
 def load_backbone_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], Config]:

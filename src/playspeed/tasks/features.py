@@ -23,8 +23,12 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from playspeed.config import Config, config_to_dict
+from playspeed.data import RawVideos, VideoFolder, VideoRecord
+from playspeed.errors import PlayspeedError, first_line
 from playspeed.io import write_npz
-from playspeed.tasks.trainer import training_precision
+from playspeed.tasks.data import classification_dataset, make_loader
+from playspeed.tasks.inference import inference_device, inference_precision, iterate_batches
+from playspeed.tasks.registry import evaluation_config, load_task
 
 POOLINGS = ("maxpool", "pooled")
 
@@ -48,9 +52,6 @@ def video_features(backbone: torch.nn.Module, records: Sequence, source, config:
     instead of stopping the run (the tensors then hold the readable videos, in order) and
     ``(index in records, reason)`` is appended to the list for it.
     """
-    from playspeed.tasks.data import classification_dataset, make_loader
-    from playspeed.tasks.evaluation import inference_device, iterate_batches
-
     device = inference_device()
     backbone = backbone.to(device).eval()
     dataset = classification_dataset(config, records, source, mode="test",
@@ -75,8 +76,10 @@ def video_features(backbone: torch.nn.Module, records: Sequence, source, config:
 
 
 class _Guarded(Dataset):
-    """Test clips whose items never raise: an unreadable video gives zero clips of ``shape``
-    with ``readable`` false and the error's first line in ``reason``."""
+    """Test clips whose items do not raise for an unreadable video: it gives zero clips of
+    ``shape`` with ``readable`` false and the error's first line in ``reason``. Only decode
+    and I/O errors count as unreadable (the frame sources turn decoder failures into
+    :class:`PlayspeedError`); anything else is a bug and propagates."""
 
     def __init__(self, dataset, shape: tuple[int, ...]) -> None:
         self.dataset, self.shape = dataset, shape
@@ -87,14 +90,14 @@ class _Guarded(Dataset):
     def __getitem__(self, index: int) -> dict:
         try:
             item = self.dataset[index]
-        except Exception as err:  # any decoder failure: the caller reports it
+        except (PlayspeedError, OSError) as err:  # the caller reports the video
             record = self.dataset.records[index]
             return {"clips": torch.zeros(self.shape),
                     "label": torch.tensor(record.label, dtype=torch.int64),
                     "frame_indices": torch.zeros(self.shape[0], self.shape[2],
                                                  dtype=torch.int64),
                     "video_index": torch.tensor(index, dtype=torch.int64), "readable": False,
-                    "reason": (str(err).splitlines() or [type(err).__name__])[0]}
+                    "reason": first_line(err)}
         return {**item, "readable": True, "reason": ""}
 
 
@@ -108,7 +111,8 @@ def cached_video_features(backbone: torch.nn.Module, records: Sequence, source, 
     resolved = config_to_dict(config)
     key = cache.key(backbone, records, {
         "pooling": pooling, "num_clips": num_clips, "clip": resolved["clip"],
-        "model": resolved["model"], "precision": training_precision(config),
+        "model": resolved["model"],
+        "precision": inference_precision(config, inference_device()),
         "frames": str(config.data.store or config.data.videos)})
     stored = cache.load(key)
     if stored is None:
@@ -158,9 +162,6 @@ class FeatureCache:
 def videos_to_extract(videos: str | Path) -> Sequence:
     """Records for a folder (scanned for videos) or a list file (one path per line,
     relative to the list's folder or absolute); labels are -1 unless a class folder says."""
-    from playspeed.data import VideoFolder, VideoRecord
-    from playspeed.errors import PlayspeedError
-
     videos = Path(videos)
     if videos.is_dir():
         return VideoFolder(videos)  # keeps .classes, which its labels index
@@ -188,15 +189,10 @@ def extract(ckpt: str | Path, *, videos: str | Path, out: str | Path,
     extracted. Returns ``num_videos`` (extracted), ``num_failed`` and ``failed``
     (``[(path, reason)]``).
     """
-    from playspeed.config import override_config
-    from playspeed.data import RawVideos
-    from playspeed.errors import PlayspeedError
-    from playspeed.tasks.checkpoints import load_task
-
     if pooling not in POOLINGS:
         raise PlayspeedError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
     task = load_task(ckpt)
-    config = override_config(task.config, list(overrides))
+    config = evaluation_config(task, overrides, ckpt)
     records = videos_to_extract(videos)
     if not records:
         raise PlayspeedError(f"{videos}: no video found")

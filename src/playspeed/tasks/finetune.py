@@ -15,7 +15,7 @@ Choices, each a config value:
   scenes where the names give them), for label-efficiency studies; 1 (all) by default.
 
 Validation (for ``best.ckpt``) is clip accuracy on held-out training videos, whole UCF-101
-groups (scenes) where the names give them (:func:`~playspeed.tasks.data.holdout_split`); the
+groups (scenes) where the names give them (:func:`~playspeed.data.splits.holdout_split`); the
 test split is only read by ``playspeed test``.
 """
 
@@ -29,8 +29,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from playspeed.chance import constant_guess_accuracy
 from playspeed.config import Config, override_config
-from playspeed.data.sampling import constant_guess_accuracy
+from playspeed.data.splits import holdout_split
 from playspeed.data.transforms import mix_still_frames
 from playspeed.errors import PlayspeedError
 from playspeed.io import write_json
@@ -38,12 +39,7 @@ from playspeed.models.backbone import Backbone
 from playspeed.models.heads import LinearClassifier
 from playspeed.tasks.base import VideoTask, backbone_from_config, decay_groups
 from playspeed.tasks.checkpoints import load_backbone_weights, load_weights
-from playspeed.tasks.data import (
-    build_source,
-    classification_dataset,
-    holdout_split,
-    load_records,
-)
+from playspeed.tasks.data import build_source, classification_dataset, load_records
 from playspeed.tasks.trainer import ClipDataModule, final_metrics, fit
 
 _NORM_TYPES = (nn.modules.batchnorm._NormBase, nn.GroupNorm)

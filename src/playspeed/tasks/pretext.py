@@ -16,8 +16,8 @@ sample counts when its permutation is right), ``val/clips_seen`` and, for object
 several readings, ``val/<reading>_acc`` (``classify``: ``val/speed_acc``,
 ``val/direction_acc``).
 
-After training, :func:`pretext_check` compares the final numbers with chance: a pretext that
-did not learn is reported in one warning line and in ``metrics.json``.
+After training, :func:`playspeed.chance.pretext_check` compares the final numbers with
+chance: a pretext that did not learn is reported in one warning line and in ``metrics.json``.
 """
 
 from __future__ import annotations
@@ -33,22 +33,24 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from playspeed.chance import chance_loss, pretext_check
 from playspeed.config import Config
 from playspeed.data.pretext import PlaybackSpeedClips, PretextGrid
+from playspeed.data.splits import describe_holdout, holdout_split
 from playspeed.io import atomic_write_text, write_json
 from playspeed.model_card import write_model_card
-from playspeed.models.heads import ClipOrderHead, PerClipHead, SpeedDirectionHead
-from playspeed.objectives import OBJECTIVES
-from playspeed.tasks.base import VideoTask, backbone_from_config
-from playspeed.tasks.data import (
-    build_source,
-    holdout_rule,
-    holdout_split,
-    load_records,
-    pretext_dataset,
-    pretext_val_dataset,
+from playspeed.models.heads import (
+    ClipOrderHead,
+    PerClipHead,
+    SpeedDirectionHead,
+    signed_speed_index,
+    split_signed_speed,
 )
-from playspeed.tasks.evaluation import per_class_accuracy
+from playspeed.objectives import OBJECTIVES
+from playspeed.report import plot_confusion, plot_pretext_curves
+from playspeed.tasks.base import VideoTask, backbone_from_config
+from playspeed.tasks.data import build_source, load_records, pretext_dataset, pretext_val_dataset
+from playspeed.tasks.metrics import per_class_accuracy
 from playspeed.tasks.trainer import ClipDataModule, final_metrics, fit
 
 
@@ -92,8 +94,8 @@ class PlaybackSpeedPretraining(VideoTask):
             return self.head(features)
         return self.head(features.view(batch, num_clips, -1))
 
-    def _loss_and_hits(self, batch: dict[str, torch.Tensor], outputs=None
-                       ) -> tuple[torch.Tensor, dict]:
+    def loss_and_hits(self, batch: dict[str, torch.Tensor], outputs=None
+                      ) -> tuple[torch.Tensor, dict]:
         """The loss and, per reading, a 0/1 tensor of hits (per clip or per sample).
 
         ``outputs``: the head outputs of ``batch["clips"]`` when already computed.
@@ -108,11 +110,12 @@ class PlaybackSpeedPretraining(VideoTask):
         if self.joint:
             num_directions = len(self.config.pretext.directions)
             logits = outputs["signed_speed"]
-            loss = F.cross_entropy(logits, targets["speed"] * num_directions
-                                   + targets["direction"])
-            predicted = logits.argmax(-1)
-            hits = {"speed": predicted // num_directions == targets["speed"],
-                    "direction": predicted % num_directions == targets["direction"]}
+            loss = F.cross_entropy(logits, signed_speed_index(
+                targets["speed"], targets["direction"], num_directions=num_directions))
+            speed, direction = split_signed_speed(logits.argmax(-1),
+                                                  num_directions=num_directions)
+            hits = {"speed": speed == targets["speed"],
+                    "direction": direction == targets["direction"]}
         else:
             loss = sum(F.cross_entropy(outputs[name], value) for name, value in targets.items())
             hits = {name: outputs[name].argmax(-1) == value for name, value in targets.items()}
@@ -123,11 +126,12 @@ class PlaybackSpeedPretraining(VideoTask):
     def _predicted_speed(self, outputs: dict[str, torch.Tensor]) -> torch.Tensor:
         """Objectives that read speed: the predicted speed class per clip (``B*N``)."""
         if self.joint:
-            return outputs["signed_speed"].argmax(-1) // len(self.config.pretext.directions)
+            return split_signed_speed(outputs["signed_speed"].argmax(-1),
+                                      num_directions=len(self.config.pretext.directions))[0]
         return outputs["speed"].argmax(-1)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        loss, hits = self._loss_and_hits(batch)
+        loss, hits = self.loss_and_hits(batch)
         size = batch["clips"].shape[0]
         self.log("train/loss", loss, prog_bar=True, batch_size=size)
         self.log("train/epoch_loss", loss, on_step=False, on_epoch=True, batch_size=size,
@@ -145,7 +149,7 @@ class PlaybackSpeedPretraining(VideoTask):
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         outputs = self(batch["clips"])
-        loss, hits = self._loss_and_hits(batch, outputs)
+        loss, hits = self.loss_and_hits(batch, outputs)
         size = batch["clips"].shape[0]
         self.log("val/loss", loss, batch_size=size, sync_dist=True)
         for name, hit in hits.items():
@@ -207,9 +211,12 @@ def pretrain(config: Config, out: Path, *, resume: bool = False,
         metrics["speed_val_acc_per_speed"] = {
             str(speed): None if np.isnan(value) else round(float(value), 4) for speed, value in
             zip(speeds, per_class_accuracy(task.speed_confusion), strict=True)}
+    loss_at_chance = chance_loss(objective.num_classes(
+        speeds=pretext.speeds, directions=pretext.directions, num_clips=pretext.num_clips))
     learned, reason = pretext_check(
         accuracy=metrics.get("pretext_val_acc"), chance=chance["pretext_val_chance"],
-        train_loss=metrics.get("train_loss"), chance_loss=chance_loss(config))
+        train_loss=metrics.get("train_loss"), chance_loss=loss_at_chance)
+    holdout = describe_holdout(fraction=config.data.val_fraction, seed=config.seed)
     grid = (f"every label at {pretext.val_starts} evenly spaced starts per video, one clip "
             "per item" if objective.per_clip else
             f"{pretext.val_samples} fixed seeded samples per video")
@@ -218,8 +225,7 @@ def pretrain(config: Config, out: Path, *, resume: bool = False,
         "clips_seen": task.clips_seen,
         "num_videos": val_set.num_videos,
         "protocol": {
-            "measured_on": f"{val_set.num_videos} held-out training videos "
-                           f"({holdout_rule(config)}); "
+            "measured_on": f"{val_set.num_videos} held-out training videos ({holdout}); "
                            f"{len(val_set)} fixed items, the same every epoch ({grid}), "
                            "centre crop",
             "objective": pretext.objective, "objective_source": objective.source,
@@ -237,15 +243,13 @@ def pretrain(config: Config, out: Path, *, resume: bool = False,
         },
     }
     if trainer.is_global_zero:
-        from playspeed.report import plot_confusion, plot_pretext_curves
-
         out = Path(out)
         atomic_write_text(out / "norm_layers.txt",
                           format_norm_table(task.backbone.norm_table()) + "\n")
         write_json(out / "metrics.json", metrics)
         write_model_card(out, config, metrics, backbone=task.backbone)
         plot_pretext_curves(out, out / "plots" / "curves.png", chance=metrics,
-                            chance_loss=chance_loss(config))
+                            chance_loss=loss_at_chance)
         if task.speed_confusion is not None:
             speed_acc = metrics.get("speed_val_acc", math.nan)
             plot_confusion(task.speed_confusion, [f"{s}x" for s in speeds],
@@ -255,44 +259,6 @@ def pretrain(config: Config, out: Path, *, resume: bool = False,
         if not learned:
             print(f"warning: {reason}", file=sys.stderr)
     return metrics
-
-
-# A pretext counts as not learned when it ends within this many points of chance ...
-CHANCE_MARGIN_POINTS = 5.0
-# ... or when its final training loss is within this share of ln K (K-way chance loss).
-CHANCE_LOSS_MARGIN = 0.02
-ADVICE = ("try more clips (trainer.max_epochs, more videos), another optim.lr or "
-          "optim.warmup_epochs, or check that the videos move")
-
-
-def chance_loss(config: Config) -> float:
-    """Training loss of a model that knows nothing: ``ln K`` of the objective's ``K`` classes
-    (its readings' losses summed: ``classify``: ``ln(S * D)``; ``sort``: ``ln N!``)."""
-    pretext = config.pretext
-    classes = OBJECTIVES[pretext.objective].num_classes(
-        speeds=pretext.speeds, directions=pretext.directions, num_clips=pretext.num_clips)
-    return math.log(math.prod(classes.values()))
-
-
-def pretext_check(*, accuracy: float | None, chance: float, train_loss: float | None,
-                  chance_loss: float, margin: float = CHANCE_MARGIN_POINTS,
-                  loss_margin: float = CHANCE_LOSS_MARGIN) -> tuple[bool, str | None]:
-    """Did the pretext learn? ``(False, reason)`` when the validation accuracy (percent) is
-    below ``chance + margin`` points or the final training loss is at least
-    ``(1 - loss_margin) * chance_loss``; ``(True, None)`` otherwise. Missing readings (no
-    validation ran) count as not learned."""
-    accuracy = math.nan if accuracy is None else accuracy
-    train_loss = math.nan if train_loss is None else train_loss
-    problems = []
-    if not accuracy >= chance + margin:  # NaN fails too
-        problems.append(f"validation accuracy {accuracy:.1f}% is not {margin:g} points above "
-                        f"chance ({chance:.1f}%)")
-    if not train_loss < (1 - loss_margin) * chance_loss:
-        problems.append(f"final training loss {train_loss:.3f} is not {loss_margin:.0%} below "
-                        f"chance (ln K = {chance_loss:.3f})")
-    if not problems:
-        return True, None
-    return False, f"the pretext did not learn: {' and '.join(problems)}; {ADVICE}"
 
 
 def format_norm_table(table: list[tuple[str, int, int]]) -> str:

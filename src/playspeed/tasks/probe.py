@@ -17,10 +17,14 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from playspeed.config import Config, override_config
+from playspeed.chance import constant_guess_accuracy
+from playspeed.config import Config
 from playspeed.io import write_json
-from playspeed.tasks.evaluation import inference_device, percent
+from playspeed.tasks.data import build_source, load_records
 from playspeed.tasks.features import FeatureCache, cached_video_features
+from playspeed.tasks.inference import inference_device
+from playspeed.tasks.metrics import percent
+from playspeed.tasks.registry import evaluation_config, load_task
 from playspeed.tasks.retrieval import rank_gallery
 
 
@@ -76,9 +80,6 @@ def probe_metrics(backbone: torch.nn.Module, config: Config, *, out: Path, k: in
                   pooling: str = "maxpool", cache: FeatureCache | None = None,
                   label: str = "") -> dict[str, Any]:
     """k-NN and linear-probe accuracy of frozen video features; writes ``metrics.json``."""
-    from playspeed.data.sampling import constant_guess_accuracy
-    from playspeed.tasks.data import build_source, load_records
-
     source = build_source(config)
     num_clips = config.clip.test_clips
     splits = {subset: load_records(config, subset) for subset in ("train", "test")}
@@ -99,6 +100,8 @@ def probe_metrics(backbone: torch.nn.Module, config: Config, *, out: Path, k: in
             "test": f"{len(splits['test'])} test videos",
             "knn": f"k={k}, cosine similarity, majority vote",
             "linear": "logistic regression on standardised features, L2 1e-3, L-BFGS",
+            "backbone": config.model.backbone, "norm": config.model.norm,
+            "input_mode": config.model.input_mode,
             **({"model": label} if label else {}),
         },
     }
@@ -108,10 +111,8 @@ def probe_metrics(backbone: torch.nn.Module, config: Config, *, out: Path, k: in
 
 def probe(ckpt: Path, *, out: Path, overrides: Sequence[str] = ()) -> dict[str, Any]:
     """:func:`probe_metrics` for the backbone of any checkpoint (features cached)."""
-    from playspeed.tasks.checkpoints import load_task
-
     task = load_task(ckpt)
-    config = override_config(task.config, list(overrides))
+    config = evaluation_config(task, overrides, ckpt)
     return probe_metrics(task.backbone, config, out=out,
                          cache=FeatureCache(Path(out) / "features"),
                          label=str(ckpt))

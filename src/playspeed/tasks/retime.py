@@ -15,13 +15,17 @@ prints the true segments; ``--check`` runs the detector on it and scores what it
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from playspeed.data.synthetic import CLASSES, draw_look, render
+from playspeed.data.video import write_video
 from playspeed.errors import PlayspeedError
+from playspeed.tasks.speed import detect_speed
 
 #: Normal, a 4x segment, normal, a reversed segment, normal (384 source frames, 264 shown).
 DEFAULT_PLAN: tuple[tuple[int, int], ...] = ((1, 64), (4, 40), (1, 48), (-1, 48), (1, 64))
@@ -80,8 +84,6 @@ def retime_video(dst: str | Path, frames: Sequence[np.ndarray] | np.ndarray,
                  ) -> list[TrueSegment]:
     """Write ``frames`` (``H x W x 3`` uint8, the source video) re-timed by ``plan`` to
     ``dst``; returns the true segments in output frames."""
-    from playspeed.data.video import write_video
-
     indices, segments = retime_indices(plan)
     if indices.max() >= len(frames):
         raise PlayspeedError(f"plan needs {indices.max() + 1} source frames, got {len(frames)}")
@@ -99,8 +101,6 @@ def retimed_synthetic(dst: str | Path, *, name: str = "FreeFall",
                       ) -> list[TrueSegment]:
     """Render one synthetic video of class ``name`` (as ``playspeed synth`` draws them, from
     its own seed) long enough for ``plan``, and write it re-timed to ``dst``."""
-    from playspeed.data.synthetic import CLASSES, draw_look, render
-
     if name not in CLASSES:
         raise PlayspeedError(f"unknown synthetic class {name!r}; one of {', '.join(CLASSES)}")
     look = draw_look(np.random.default_rng([seed, 1000]), size)
@@ -149,6 +149,16 @@ def score_detection(truth: Sequence[TrueSegment], segments: Sequence, *,
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The command line; bad input (a plan, a class, a checkpoint) is one ``error:`` line and
+    exit status 2, as with ``playspeed``."""
+    try:
+        return _main(argv)
+    except PlayspeedError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = argparse.ArgumentParser(prog="python -m playspeed.tasks.retime",
                                      description="write a synthetic video re-timed on purpose "
                                                  "(and check the speed detector on it)")
@@ -168,8 +178,6 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"{segment.signed_speed:+d}x")
     if args.check is None:
         return 0
-    from playspeed.tasks.speed import detect_speed
-
     result = detect_speed(args.check, args.out, out=args.out.with_suffix(".png"), truth=truth)
     typical = result["typical"]
     print(f"typical window: {typical.speed:.2f}x, P(reversed) {typical.p_reversed:.2f}")

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import csv
 import io
-import math
-from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -21,11 +19,16 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from playspeed.config import Config, override_config
+from playspeed.chance import retrieval_chance
+from playspeed.config import Config
 from playspeed.errors import PlayspeedError
 from playspeed.io import atomic_write_text, write_json
-from playspeed.tasks.evaluation import inference_device, percent
+from playspeed.report import plot_retrieval
+from playspeed.tasks.data import build_source, load_records
 from playspeed.tasks.features import FeatureCache, cached_video_features
+from playspeed.tasks.inference import inference_device
+from playspeed.tasks.metrics import topk_accuracy
+from playspeed.tasks.registry import evaluation_config, load_task
 
 DEFAULT_TOPK = (1, 5, 10, 20, 50)
 
@@ -88,31 +91,6 @@ def _top_k_rows(similarity: torch.Tensor, k: int) -> torch.Tensor:
     return indices
 
 
-def topk_accuracy(ranked: torch.Tensor, query_labels: torch.Tensor,
-                  gallery_labels: torch.Tensor, ks: Sequence[int] = DEFAULT_TOPK
-                  ) -> dict[str, float]:
-    """``top{k}``: percent of queries with a same-class video among their first ``k``."""
-    matches = gallery_labels[ranked] == query_labels[:, None]  # Q x K
-    first_hit = torch.where(matches.any(1), matches.float().argmax(1),
-                            torch.full_like(query_labels, ranked.shape[1]))
-    return {f"top{k}": percent(first_hit < k) for k in ks}
-
-
-def retrieval_chance(query_labels: Sequence[int], gallery_labels: Sequence[int], *,
-                     k: int) -> float:
-    """Top-``k`` accuracy (percent) of a random ranking of the gallery, in expectation: a
-    query whose class has ``m`` of the ``G`` gallery videos misses with probability
-    ``C(G - m, k) / C(G, k)``."""
-    gallery = len(gallery_labels)
-    if not query_labels or not gallery:
-        return float("nan")
-    counts = Counter(gallery_labels)
-    draws = min(k, gallery)
-    misses = [math.comb(gallery - counts[label], draws) / math.comb(gallery, draws)
-              for label in query_labels]
-    return 100 * (1 - sum(misses) / len(misses))
-
-
 def retrieval_metrics(backbone: torch.nn.Module, config: Config, *, out: Path,
                       topk: Sequence[int] = DEFAULT_TOPK, pooling: str = "maxpool",
                       num_clips: int = 10, cache: FeatureCache | None = None,
@@ -122,9 +100,6 @@ def retrieval_metrics(backbone: torch.nn.Module, config: Config, *, out: Path,
     Writes ``metrics.json``, ``neighbours.csv`` (every query's ranked gallery videos) and
     ``plots/retrieval.png`` (a few queries with their top-5, framed green on a class hit).
     """
-    from playspeed.report import plot_retrieval
-    from playspeed.tasks.data import build_source, load_records
-
     source = build_source(config)
     gallery_records, query_records = load_records(config, "train"), load_records(config, "test")
 
@@ -155,7 +130,8 @@ def retrieval_metrics(backbone: torch.nn.Module, config: Config, *, out: Path,
                                               "flattened" if pooling == "maxpool"
                                               else "the globally pooled backbone vector")),
             "similarity": "cosine", "hit": "a gallery video of the query's class in the top k",
-            "fine_tuned": False, **({"model": label} if label else {}),
+            "fine_tuned": False, "backbone": config.model.backbone, "norm": config.model.norm,
+            "input_mode": config.model.input_mode, **({"model": label} if label else {}),
         },
     }
     out = Path(out)
@@ -182,10 +158,8 @@ def write_neighbours(path: Path, queries, gallery, ranked: torch.Tensor) -> None
 def retrieve(ckpt: Path, *, out: Path, topk: Sequence[int] = DEFAULT_TOPK,
              pooling: str = "maxpool", overrides: Sequence[str] = ()) -> dict[str, Any]:
     """:func:`retrieval_metrics` for the backbone of any checkpoint (features cached)."""
-    from playspeed.tasks.checkpoints import load_task
-
     task = load_task(ckpt)
-    config = override_config(task.config, list(overrides))
+    config = evaluation_config(task, overrides, ckpt)
     return retrieval_metrics(task.backbone, config, out=out, topk=topk, pooling=pooling,
                              num_clips=config.clip.test_clips,
                              cache=FeatureCache(Path(out) / "features"),

@@ -44,8 +44,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from playspeed.data import RawVideos, VideoRecord
 from playspeed.errors import PlayspeedError
+from playspeed.models.heads import speed_direction_probabilities
 from playspeed.objectives import OBJECTIVES
+from playspeed.report import plot_speed_timeline
+from playspeed.tasks.data import clip_transform
+from playspeed.tasks.inference import autocast_for, inference_device
+from playspeed.tasks.registry import load_task
 
 
 @dataclass(frozen=True)
@@ -219,12 +225,6 @@ def detect_speed(ckpt: Path, video: Path, *, out: Path | None = None, stride: in
     ``segments``, and writes a plot to ``out`` (with the known segments ``truth`` of a video
     re-timed on purpose, if given). ``stride`` defaults to half a window.
     """
-    from playspeed.data import RawVideos, VideoRecord
-    from playspeed.report import plot_speed_timeline
-    from playspeed.tasks.checkpoints import load_task
-    from playspeed.tasks.data import clip_transform
-    from playspeed.tasks.evaluation import autocast_for, inference_device
-
     task = load_task(ckpt, expect="pretrain")
     config = task.config
     objective = task.objective
@@ -243,14 +243,8 @@ def detect_speed(ckpt: Path, video: Path, *, out: Path | None = None, stride: in
     def predict(clips: torch.Tensor) -> torch.Tensor:
         with torch.inference_mode(), autocast_for(config, device):
             outputs = task(clips.to(device)[:, None])  # one clip per sample
-        if task.joint:  # class k = speed index * D + direction index
-            return outputs["signed_speed"].float().softmax(-1).view(
-                -1, len(speeds), len(directions)).cpu()
-        speed = outputs["speed"].float().softmax(-1)
-        # a forward-only objective (speed) has no direction head: every clip plays forward
-        direction = outputs["direction"].float().softmax(-1) if "direction" in outputs \
-            else torch.ones(len(speed), 1, device=speed.device)
-        return (speed[:, :, None] * direction[:, None, :]).cpu()
+        return speed_direction_probabilities(outputs, num_speeds=len(speeds),
+                                             num_directions=len(directions)).cpu()
 
     source = RawVideos(resize=tuple(config.clip.resize))
     record = VideoRecord(path=Path(video), label=-1, key=Path(video).name)

@@ -21,9 +21,11 @@ import torch
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
-from playspeed.config import Config
+from playspeed.config import Config, save_config
 from playspeed.errors import PlayspeedError
 from playspeed.models.performance import has_fast_bf16, resolve_precision
+from playspeed.tasks.checkpoints import read_checkpoint
+from playspeed.tasks.data import make_loader
 
 
 def checkpoint_dir(out: Path) -> Path:
@@ -131,23 +133,16 @@ class ClipDataModule(L.LightningDataModule):
         self.config, self.train_set, self.val_set = config, train_set, val_set
 
     def train_dataloader(self):
-        from playspeed.tasks.data import make_loader
-
         return make_loader(self.train_set, self.config, train=True,
                            num_replicas=self.trainer.world_size, rank=self.trainer.global_rank)
 
     def val_dataloader(self):
-        from playspeed.tasks.data import make_loader
-
         return make_loader(self.val_set, self.config, train=False)
 
 
 def fit(task: L.LightningModule, data: ClipDataModule, config: Config, out: Path, *,
         monitor: str, resume: bool, callbacks: Sequence[L.Callback] = ()) -> L.Trainer:
     """Train ``task``, resuming from ``OUT/checkpoints/last.ckpt`` when asked."""
-    from playspeed.config import save_config
-    from playspeed.tasks.checkpoints import read_checkpoint
-
     out = Path(out)
     resume_from = None
     if resume:
