@@ -9,16 +9,17 @@ from playspeed import compare
 from playspeed.cli import main
 from playspeed.compare import budget_overrides, run_compare, run_compare_seeds, summarize_seeds
 from playspeed.config import load_config, override_config
-from playspeed.demo import DemoScale, prepare_data
 from playspeed.errors import PlayspeedError
+from playspeed.stages import Scale, prepare_synthetic
 
 TINY_TRAINING = ["data.workers=0", "clip.len=8", "clip.size=32", "clip.resize=[40,53]",
                  "clip.test_clips=2", "model.width=0.125", "optim.batch_size=2",
                  "trainer.max_epochs=1", "trainer.progress_bar=false",
                  "trainer.precision=32-true", "trainer.memory_format=contiguous"]
-TINY = DemoScale(classes=3, videos_per_class=4, frames=40, video_size=(64, 48),
-                 pretrain=[*TINY_TRAINING, "pretext.speeds=[1,2,4]"], finetune=TINY_TRAINING,
-                 workers=1)
+# 40-frame videos fit 8-frame clips at 1x-4x but not at 8x: the validation grid leaves 8x out.
+TINY = Scale(classes=3, videos_per_class=4, frames=40, video_size=(64, 48),
+             pretrain=[*TINY_TRAINING, "pretext.speeds=[1,2,4,8]"], finetune=TINY_TRAINING,
+             workers=1)
 
 
 def test_budget_is_equal_in_clips_seen():
@@ -56,8 +57,14 @@ def test_compare_writes_table_json_and_chart(compare_run):
         > 1000
     for line, name in zip(report.split("| model |")[1].splitlines()[2:], rows, strict=False):
         assert f"{rows[name]['video_top1']:.1f}" in line
-    assert rows["classify"]["chance"] == pytest.approx(100 / 6)  # 3 speeds x 2 directions
+    # The chance shown is the one the "did not learn" verdict used: the grid's most frequent
+    # label, 1 of the 6 signed speeds that fit (not 1 of the 8 configured).
+    for name in ("classify", "classify_bn", "rotation"):
+        pretext = json.loads((out / f"pretrain_{name}" / "metrics.json").read_text())
+        assert rows[name]["chance"] == pretext["pretext_val_chance"]
+    assert rows["classify"]["chance"] == pytest.approx(100 / 6, abs=1e-3)
     assert rows["rotation"]["chance"] == 25.0
+    assert f"| classify (TGN) | {rows['classify']['pretext_acc']:.1f} | 16.7 |" in report
     assert rows["classify_bn"]["norm"] == "bn" and rows["classify"]["norm"] == "tgn"
     # learning nothing: a constant guess of the balanced test split, a random ranking
     chance = rows["chance"]
@@ -102,8 +109,6 @@ def test_compare_command_names_an_unknown_variant_before_running(tmp_path, capsy
 
 
 def test_a_variant_keeps_its_own_video_lengths(tmp_path, monkeypatch):
-    import playspeed.demo
-
     class Stop(Exception):
         pass
 
@@ -113,13 +118,13 @@ def test_a_variant_keeps_its_own_video_lengths(tmp_path, monkeypatch):
         seen.update(scale=scale, variant=variant)
         raise Stop
 
-    monkeypatch.setattr(playspeed.demo, "prepare_data", stop_at_data)
+    monkeypatch.setattr(compare, "prepare_synthetic", stop_at_data)
     with pytest.raises(Stop):
         run_compare(tmp_path, variant="field", scale=TINY, log=lambda line: None)
     assert seen["variant"] == "field" and seen["scale"].frames is None
     assert seen["scale"].video_size == TINY.video_size
     monkeypatch.undo()
-    prepare_data(tmp_path, seen["scale"], 0, lambda line: None, variant="field")
+    prepare_synthetic(tmp_path, seen["scale"], 0, lambda line: None, variant="field")
     synth = json.loads((tmp_path / "data" / "synth.json").read_text())
     assert synth["variant"] == "field" and synth["options"]["frames"] == [90, 150]
     assert synth["size"] == list(TINY.video_size) and len(synth["classes"]) == 3

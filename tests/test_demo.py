@@ -4,15 +4,16 @@ import json
 
 import pytest
 
-from playspeed.demo import ROW_NAMES, DemoScale, run_demo
+from playspeed.demo import ROW_NAMES, run_demo
 from playspeed.errors import PlayspeedError
+from playspeed.stages import Scale
 
 TINY_TRAINING = ["data.workers=0", "clip.len=8", "clip.size=32", "clip.resize=[40,53]",
                  "clip.test_clips=2", "model.width=0.125", "optim.batch_size=4",
                  "trainer.max_epochs=1", "trainer.progress_bar=false"]
-TINY = DemoScale(classes=3, videos_per_class=4, frames=40, video_size=(64, 48),
-                 pretrain=[*TINY_TRAINING, "pretext.speeds=[1,2,4]"], finetune=TINY_TRAINING,
-                 workers=1)
+TINY = Scale(classes=3, videos_per_class=4, frames=40, video_size=(64, 48),
+             pretrain=[*TINY_TRAINING, "pretext.speeds=[1,2,4]"], finetune=TINY_TRAINING,
+             workers=1)
 
 
 @pytest.fixture(scope="module")

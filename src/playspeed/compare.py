@@ -28,19 +28,22 @@ from typing import Any
 
 import numpy as np
 
+from playspeed.chance import PRETEXT_RULE
 from playspeed.config import Config, override_config
-from playspeed.demo import (
-    FULL,
-    QUICK,
-    ROW_NAMES,
-    DemoScale,
-    claim_run_dir,
-    downstream_chance,
-    downstream_row,
-    pretrain_row,
-)
+from playspeed.data.synthetic import synth_options
+from playspeed.demo import FULL, QUICK, ROW_NAMES
 from playspeed.errors import PlayspeedError
+from playspeed.io import atomic_write_text, write_json
 from playspeed.objectives import OBJECTIVES
+from playspeed.report import plot_curves, plot_result_bars, results_table
+from playspeed.stages import (
+    Scale,
+    claim_run_dir,
+    downstream_row,
+    prepare_synthetic,
+    pretrain_stage,
+)
+from playspeed.tasks.pretext import pretrain_datasets
 
 DEFAULT_OBJECTIVES = tuple(OBJECTIVES)
 #: The rows that are not a pretext objective.
@@ -84,8 +87,6 @@ def budget_overrides(config: Config, reference: Config, *, train_videos: int,
 
 def _train_videos(config: Config) -> int:
     """Pretext training samples per epoch (videos long enough for the objective)."""
-    from playspeed.tasks.pretext import pretrain_datasets
-
     return len(pretrain_datasets(config)[0])
 
 
@@ -109,7 +110,7 @@ def comparison_configs(pretrain_config: Config, objectives: Sequence[str]
 
 def run_compare(out: Path, *, objectives: Sequence[str] = DEFAULT_OBJECTIVES,
                 quick: bool = True, seed: int = 0, variant: str = "default",
-                scale: DemoScale | None = None, overrides: Sequence[str] = (),
+                scale: Scale | None = None, overrides: Sequence[str] = (),
                 log: Callable[[str], None] = print) -> dict[str, dict[str, float]]:
     """Run (or resume) the comparison under ``out``; returns the results table by row.
 
@@ -118,10 +119,6 @@ def run_compare(out: Path, *, objectives: Sequence[str] = DEFAULT_OBJECTIVES,
     tests run a tiny one); ``overrides`` (dotted ``key=value``) apply to every pretraining
     and fine-tuning alike.
     """
-    from playspeed.data.synthetic import synth_options
-    from playspeed.demo import prepare_data
-    from playspeed.report import write_compare_report
-
     unknown = [o for o in objectives if o not in OBJECTIVES]
     if unknown or not objectives:
         raise PlayspeedError(f"--objectives: unknown {', '.join(unknown) or '(none given)'}; "
@@ -137,25 +134,26 @@ def run_compare(out: Path, *, objectives: Sequence[str] = DEFAULT_OBJECTIVES,
                         "scale": asdict(scale), "overrides": list(overrides)}, kind="compare")
     pretrain_config, finetune_config = (
         override_config(config, list(overrides))
-        for config in prepare_data(out, scale, seed, log, variant=variant))
+        for config in prepare_synthetic(out, scale, seed, log, variant=variant))
     configs = comparison_configs(pretrain_config, objectives)
-    rows: dict[str, dict[str, Any]] = {"chance": downstream_chance(finetune_config)}
-    rows["scratch"] = downstream_row(
+    scratch, chance = downstream_row(
         out, "scratch", row_label("scratch"), init=None, norm=finetune_config.model.norm,
         finetune_config=finetune_config, seed=seed, log=log)
+    rows: dict[str, dict[str, Any]] = {"chance": chance, "scratch": scratch}
     for name, config in configs.items():
-        metrics, init = pretrain_row(out, name, row_label(name), config, log)
+        metrics, init = pretrain_stage(out / f"pretrain_{name}", row_label(name), config, log)
         pretext = config.pretext
+        readings, _ = downstream_row(out, name, row_label(name), init=init,
+                                     norm=config.model.norm, finetune_config=finetune_config,
+                                     seed=seed, log=log)
         rows[name] = {
             "objective": pretext.objective, "norm": config.model.norm,
             "pretext_acc": metrics.get("pretext_val_acc", float("nan")),
             "pretext_warning": metrics.get("pretext_warning"),  # None: it learned
-            "chance": OBJECTIVES[pretext.objective].chance(
-                speeds=pretext.speeds, directions=pretext.directions,
-                num_clips=pretext.num_clips),
+            # the chance the pretext check judged by: the grid's own, as measured
+            "chance": metrics["pretext_val_chance"],
             "clips_seen": config.trainer.max_steps * config.optim.batch_size * pretext.num_clips,
-            **downstream_row(out, name, row_label(name), init=init, norm=config.model.norm,
-                             finetune_config=finetune_config, seed=seed, log=log),
+            **readings,
         }
     write_compare_report(out, rows, row_names={name: row_label(name) for name in rows},
                          quick=quick, seeds=[seed], variant=variant)
@@ -196,8 +194,6 @@ def run_compare_seeds(out: Path, *, seeds: Sequence[int], quick: bool = True,
     ``plots/compare.png`` give the mean ± std over seeds, with every seed's value in
     ``results.json``.
     """
-    from playspeed.report import write_compare_report
-
     seeds = list(dict.fromkeys(seeds))
     if len(seeds) == 1:
         return {seeds[0]: run_compare(out, quick=quick, seed=seeds[0], variant=variant,
@@ -209,3 +205,87 @@ def run_compare_seeds(out: Path, *, seeds: Sequence[int], quick: bool = True,
                          quick=quick, seeds=seeds, variant=variant, spread=stds,
                          per_seed=results)
     return results
+
+
+COMPARE_COLUMNS = {
+    "pretext_acc": "pretext acc",
+    "chance": "pretext chance",
+    "video_top1": "video top-1",
+    "retrieval_top1": "retrieval top-1",
+    "retrieval_top5": "retrieval top-5",
+    "knn_top1": "k-NN top-1",
+    "linear_top1": "linear probe",
+}
+
+
+def write_compare_report(out: Path, rows: dict[str, dict[str, Any]], *,
+                         row_names: dict[str, str], quick: bool, seeds: Sequence[int],
+                         variant: str = "default",
+                         spread: dict[str, dict[str, float]] | None = None,
+                         per_seed: dict[int, dict[str, dict[str, Any]]] | None = None) -> Path:
+    """``OUT/compare.md`` (table, bar chart, training curves), ``OUT/results.json`` (the same
+    numbers) and ``OUT/plots/compare.png``. Prints the table.
+
+    One seed: ``rows`` are its readings and ``OUT/pretrain_<row>`` its runs. Several:
+    ``rows`` are means over seeds, ``spread`` their standard deviations, ``per_seed`` every
+    seed's rows (their runs and curves are in ``OUT/seed<S>``).
+    """
+    out = Path(out)
+    plots = out / "plots"
+    columns = {k: v for k, v in COMPARE_COLUMNS.items() if k != "chance"}
+    models = {name: row for name, row in rows.items() if name != "chance"}
+    plot_result_bars(models, row_names, columns, plots / "compare.png", spread=spread,
+                     baseline=rows.get("chance"),
+                     title="pretext objectives at equal cost (chance: dashed per pretext, "
+                           "dotted for the test readings"
+                           + (f"; whiskers: std over {len(seeds)} seeds)" if spread else ")"))
+    table = results_table(rows, row_names, COMPARE_COLUMNS, spread=spread)
+    clips = sorted({row["clips_seen"] for row in rows.values() if "clips_seen" in row})
+    summary = {"mode": "quick" if quick else "full", "variant": variant}
+    if per_seed:
+        write_json(out / "results.json", {**summary, "seeds": list(seeds), "rows": rows,
+                                          "std": spread, "per_seed": per_seed})
+        runs = "Mean ± standard deviation over seeds; each seed's report: " + ", ".join(
+            f"[seed {s}](seed{s}/compare.md)" for s in seeds) + "."
+        curves = ""
+    else:
+        write_json(out / "results.json", {**summary, "seed": seeds[0], "rows": rows})
+        plot_curves({row_names[n]: out / f"pretrain_{n}" for n in models if n != "scratch"},
+                    ["train/loss", "val/pretext_acc"], plots / "pretrain_curves.png",
+                    title="pretext training")
+        runs = ""
+        curves = "\n![pretext training](plots/pretrain_curves.png)\n"
+    by_seed = per_seed or {seeds[0]: rows}
+    failed = {name: [seed for seed, seed_rows in by_seed.items()
+                     if seed_rows[name].get("pretext_warning")] for name in models}
+    checks = "\n".join(
+        f"- **{row_names[n]}**: seed{'s' if len(s) > 1 else ''} {', '.join(map(str, s))}"
+        for n, s in failed.items() if s)
+    checks = (f"**The pretext did not learn** ({PRETEXT_RULE}; the run's `metrics.json` says "
+              "what to try):\n\n"
+              + checks) if checks else "Every pretext ended above chance (accuracy and loss)."
+    seed_text = ", ".join(str(s) for s in seeds)
+    text = f"""# playspeed compare ({'quick' if quick else 'full'} mode, synthetic set \
+`{variant}`, seed{'s' if len(seeds) > 1 else ''} {seed_text})
+
+Each pretext objective pretrains the same backbone on the synthetic set for the same
+budget in clips seen ({', '.join(f'{c:,}' for c in clips)}: the same optimiser steps and
+clips per step), then every model is fine-tuned, tested and read out the same way.
+Percentages on the test split: video top-1 after fine-tuning (softmax averaged over evenly
+spaced clips); retrieval, k-NN and linear probe on frozen features (test videos query the
+training videos; scratch: random init). Pretext accuracy is measured on held-out training
+videos (whole scenes where the names give them) and means a different task per objective:
+compare it with its own chance level, not across rows. That chance is the accuracy of always
+answering the most frequent label of the objective's validation items (short videos leave
+some speeds out), the level the "did not learn" check below judges by. Each stage's
+`metrics.json` states its protocol in full. {runs}
+
+{table}
+
+{checks}
+
+![comparison](plots/compare.png)
+{curves}"""
+    atomic_write_text(out / "compare.md", text)
+    print(table)
+    return out / "compare.md"

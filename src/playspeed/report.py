@@ -1,4 +1,6 @@
-"""Plots and the run report: confusion matrices, training curves, result tables."""
+"""Plots and tables: confusion matrices, training curves, retrieval and speed figures, result
+tables and bar charts. Depends on file I/O only; the reports that use them assemble their
+text where their numbers come from (``demo``, ``compare``)."""
 
 from __future__ import annotations
 
@@ -6,12 +8,12 @@ import csv
 import io
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker as ticker  # noqa: E402
 import numpy as np  # noqa: E402
 
 from playspeed.io import atomic_write_bytes  # noqa: E402
@@ -159,8 +161,6 @@ def plot_speed_timeline(predictions, segments, *, clip_len: int, fps: float, pat
     speed (log scale; the dashed line is the video's typical window) and the probability of
     playing backwards. Flagged segments are shaded; ``truth`` (known re-timed segments with
     ``first_frame``, ``last_frame``, ``signed_speed``) is drawn as black bars."""
-    import matplotlib.ticker as ticker
-
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 4.6), sharex=True,
                                       gridspec_kw={"height_ratios": [3, 2]})
     centres = np.array([(p.start + clip_len / 2) / fps for p in predictions])
@@ -200,31 +200,8 @@ def plot_speed_timeline(predictions, segments, *, clip_len: int, fps: float, pat
     return save_figure(fig, path)
 
 
-DEMO_COLUMNS = {
-    "pretext_acc": "pretext acc",
-    "chance": "pretext chance",
-    "video_top1": "video top-1",
-    "clip_top1": "clip top-1",
-    "retrieval_top1": "retrieval top-1",
-    "retrieval_top5": "retrieval top-5",
-    "knn_top1": "k-NN top-1",
-    "linear_top1": "linear probe",
-}
-
-
-COMPARE_COLUMNS = {
-    "pretext_acc": "pretext acc",
-    "chance": "pretext chance",
-    "video_top1": "video top-1",
-    "retrieval_top1": "retrieval top-1",
-    "retrieval_top5": "retrieval top-5",
-    "knn_top1": "k-NN top-1",
-    "linear_top1": "linear probe",
-}
-
-
 def results_table(rows: dict[str, dict[str, float]], row_names: dict[str, str],
-                  columns: dict[str, str] = DEMO_COLUMNS, *,
+                  columns: dict[str, str], *,
                   spread: dict[str, dict[str, float]] | None = None) -> str:
     """A Markdown table: one row per model, one column per reading (percent), shown as
     ``mean ± std`` where ``spread`` gives a reading's standard deviation."""
@@ -270,141 +247,3 @@ def plot_result_bars(rows: dict[str, dict[str, float]], row_names: dict[str, str
     if title:
         fig.suptitle(title)
     return save_figure(fig, path)
-
-
-def write_compare_report(out: Path, rows: dict[str, dict[str, Any]], *,
-                         row_names: dict[str, str], quick: bool, seeds: Sequence[int],
-                         variant: str = "default",
-                         spread: dict[str, dict[str, float]] | None = None,
-                         per_seed: dict[int, dict[str, dict[str, Any]]] | None = None) -> Path:
-    """``OUT/compare.md`` (table, bar chart, training curves), ``OUT/results.json`` (the same
-    numbers) and ``OUT/plots/compare.png``. Prints the table.
-
-    One seed: ``rows`` are its readings and ``OUT/pretrain_<row>`` its runs. Several:
-    ``rows`` are means over seeds, ``spread`` their standard deviations, ``per_seed`` every
-    seed's rows (their runs and curves are in ``OUT/seed<S>``).
-    """
-    from playspeed.io import atomic_write_text, write_json
-    from playspeed.tasks.pretext import CHANCE_LOSS_MARGIN, CHANCE_MARGIN_POINTS
-
-    out = Path(out)
-    plots = out / "plots"
-    columns = {k: v for k, v in COMPARE_COLUMNS.items() if k != "chance"}
-    models = {name: row for name, row in rows.items() if name != "chance"}
-    plot_result_bars(models, row_names, columns, plots / "compare.png", spread=spread,
-                     baseline=rows.get("chance"),
-                     title="pretext objectives at equal cost (chance: dashed per pretext, "
-                           "dotted for the test readings"
-                           + (f"; whiskers: std over {len(seeds)} seeds)" if spread else ")"))
-    table = results_table(rows, row_names, COMPARE_COLUMNS, spread=spread)
-    clips = sorted({row["clips_seen"] for row in rows.values() if "clips_seen" in row})
-    summary = {"mode": "quick" if quick else "full", "variant": variant}
-    if per_seed:
-        write_json(out / "results.json", {**summary, "seeds": list(seeds), "rows": rows,
-                                          "std": spread, "per_seed": per_seed})
-        runs = "Mean ± standard deviation over seeds; each seed's report: " + ", ".join(
-            f"[seed {s}](seed{s}/compare.md)" for s in seeds) + "."
-        curves = ""
-    else:
-        write_json(out / "results.json", {**summary, "seed": seeds[0], "rows": rows})
-        plot_curves({row_names[n]: out / f"pretrain_{n}" for n in models if n != "scratch"},
-                    ["train/loss", "val/pretext_acc"], plots / "pretrain_curves.png",
-                    title="pretext training")
-        runs = ""
-        curves = "\n![pretext training](plots/pretrain_curves.png)\n"
-    by_seed = per_seed or {seeds[0]: rows}
-    failed = {name: [seed for seed, seed_rows in by_seed.items()
-                     if seed_rows[name].get("pretext_warning")] for name in models}
-    checks = "\n".join(
-        f"- **{row_names[n]}**: seed{'s' if len(s) > 1 else ''} {', '.join(map(str, s))}"
-        for n, s in failed.items() if s)
-    checks = ("**The pretext did not learn** (validation accuracy under "
-              f"{CHANCE_MARGIN_POINTS:g} points above chance, or the training loss within "
-              f"{CHANCE_LOSS_MARGIN:.0%} of ln K; the run's `metrics.json` says what to "
-              "try):\n\n"
-              + checks) if checks else "Every pretext ended above chance (accuracy and loss)."
-    seed_text = ", ".join(str(s) for s in seeds)
-    text = f"""# playspeed compare ({'quick' if quick else 'full'} mode, synthetic set \
-`{variant}`, seed{'s' if len(seeds) > 1 else ''} {seed_text})
-
-Each pretext objective pretrains the same backbone on the synthetic set for the same
-budget in clips seen ({', '.join(f'{c:,}' for c in clips)}: the same optimiser steps and
-clips per step), then every model is fine-tuned, tested and read out the same way.
-Percentages on the test split: video top-1 after fine-tuning (softmax averaged over evenly
-spaced clips); retrieval, k-NN and linear probe on frozen features (test videos query the
-training videos; scratch: random init). Pretext accuracy is measured on held-out training
-videos (whole scenes where the names give them) and means a different task per objective:
-compare it with its own chance level, not across rows. Each stage's `metrics.json` states
-its protocol in full. {runs}
-
-{table}
-
-{checks}
-
-![comparison](plots/compare.png)
-{curves}"""
-    atomic_write_text(out / "compare.md", text)
-    print(table)
-    return out / "compare.md"
-
-
-def write_demo_report(out: Path, rows: dict[str, dict[str, float]], *,
-                      row_names: dict[str, str], quick: bool, seed: int,
-                      warnings: dict[str, str] | None = None) -> Path:
-    """``OUT/report.md`` with the results table, training curves and the retrieval figure;
-    ``OUT/results.json`` with the same numbers. Prints the table. ``warnings``: per
-    pretrained row, why its pretext did not learn (shown under the table)."""
-    from playspeed.io import atomic_write_text, write_json
-
-    out = Path(out)
-    plots = out / "plots"
-    models = [n for n in rows if n != "chance"]
-    pretrained = [n for n in models if n != "scratch"]
-    plot_curves({row_names[n]: out / f"pretrain_{n}" for n in pretrained},
-                ["train/loss", "val/pretext_acc"], plots / "pretrain_curves.png",
-                title="pretext training")
-    plot_curves({row_names[n]: out / f"finetune_{n}" for n in models},
-                ["train/loss", "val/acc"], plots / "finetune_curves.png", title="fine-tuning")
-    best = max(pretrained, key=lambda n: rows[n]["retrieval_top1"], default="scratch")
-    table = results_table(rows, row_names)
-    warnings = warnings or {}
-    write_json(out / "results.json", {"mode": "quick" if quick else "full", "seed": seed,
-                                      "rows": rows, "pretext_warnings": warnings})
-    checks = "\n".join(f"- **{row_names[n]}**: {w}" for n, w in warnings.items()) or \
-        "Every pretext ended above chance (accuracy and loss)."
-    text = f"""# playspeed demo ({'quick' if quick else 'full'} mode, seed {seed})
-
-Synthetic action dataset (UCF-101 layout, classes told apart only by motion); every model
-has the same architecture and fine-tuning budget. Percentages on the test split: video
-top-1 averages softmax scores over 10 evenly spaced clips; retrieval and k-NN use frozen
-features (test videos query the training videos); pretext accuracy is measured on held-out
-training videos (speed and direction both right). The chance row is what a model that
-learned nothing reads: the most frequent class, and for retrieval a random ranking. Each
-stage's `metrics.json` states its protocol in full.
-
-{table}
-
-## Did the pretext learn?
-
-{checks}
-
-## Training curves
-
-![pretext training](plots/pretrain_curves.png)
-
-![fine-tuning](plots/finetune_curves.png)
-
-## Retrieval ({row_names[best]})
-
-Each row: a test video (left) and its five nearest training videos, framed green when the
-class matches.
-
-![retrieval](retrieval_{best}/plots/retrieval.png)
-
-## Confusion matrix after fine-tuning ({row_names[best]})
-
-![confusion](finetune_{best}/test/plots/confusion.png)
-"""
-    atomic_write_text(out / "report.md", text)
-    print(table)
-    return out / "report.md"
