@@ -37,6 +37,22 @@ def test_bad_input_is_one_error_line(argv, expected, capsys, tmp_path, monkeypat
     assert expected in _error_line(capsys)
 
 
+@pytest.mark.parametrize("command", ["test", "retrieve", "probe", "extract"])
+def test_model_overrides_of_an_evaluation_are_refused(command, tiny_pretrain_ckpt,
+                                                      untrained_checkpoint, tiny_config,
+                                                      tmp_path, capsys):
+    """The model is the checkpoint's: a model.* override would reach the reports and the
+    feature cache's key but not the network, so it is refused in one line."""
+    ckpt = tiny_pretrain_ckpt
+    if command == "test":
+        ckpt = untrained_checkpoint(tiny_config("finetune"), tmp_path / "ft.ckpt",
+                                    task="finetune", classes=["a", "b", "c"])
+    extra = ["--videos", str(tmp_path)] if command == "extract" else []
+    out = ["--out", str(tmp_path / ("f.npz" if command == "extract" else "out"))]
+    assert main([command, "--ckpt", str(ckpt), *extra, *out, "model.width=0.5"]) == 2
+    assert "model.width: the model comes from the checkpoint" in _error_line(capsys)
+
+
 def test_garbage_checkpoint_is_named(tmp_path, capsys):
     garbage = tmp_path / "model.ckpt"
     garbage.write_bytes(b"not a checkpoint")

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from playspeed import __version__
+from playspeed.config import DATASETS, INPUT_MODES
 from playspeed.errors import PlayspeedError
 from playspeed.objectives import OBJECTIVES
 
@@ -86,7 +87,7 @@ def _build_parser(handlers: dict[str, Callable[[argparse.Namespace], int | None]
                    help="range of the sensor noise's standard deviation (grey levels)")
 
     p = command("prepare", "decode videos once into a fast frame store")
-    p.add_argument("--dataset", choices=("ucf101", "hmdb51", "folder"), required=True)
+    p.add_argument("--dataset", choices=DATASETS, required=True)
     p.add_argument("--videos", type=Path, required=True, help="folder of class folders")
     p.add_argument("--splits", type=Path, default=None,
                    help="folder with the official split files (ucf101, hmdb51)")
@@ -120,7 +121,9 @@ def _build_parser(handlers: dict[str, Callable[[argparse.Namespace], int | None]
 
     p = command("test", "clip and video accuracy on the test split")
     _add_ckpt(p, what="fine-tuned checkpoint")
-    p.add_argument("--clips", type=int, default=10, help="clips per video for video accuracy")
+    p.add_argument("--clips", type=int, default=None,
+                   help="clips per video for video accuracy (default: the checkpoint's "
+                        "clip.test_clips, or as overridden)")
     p.add_argument("--out", type=Path, default=None)
     _add_overrides(p)
 
@@ -141,17 +144,22 @@ def _build_parser(handlers: dict[str, Callable[[argparse.Namespace], int | None]
     p.add_argument("--out", type=Path, default=None)
     _add_overrides(p)
 
-    p = command("show", "draw one pretext sample: a row per clip, labelled by signed speed")
+    p = command("show", "draw one pretext sample as the network sees it: a row per clip, "
+                        "labelled by signed speed")
     p.add_argument("video", type=Path, metavar="VIDEO")
     p.add_argument("--out", type=Path, default=Path("clips.png"), help="PNG to write")
-    p.add_argument("--clip-len", type=int, default=16, help="frames per clip")
-    p.add_argument("--num-clips", type=int, default=3, help="clips per sample")
-    p.add_argument("--objective", default="classify", choices=list(OBJECTIVES),
-                   help="how the clips are drawn (pretext.objective)")
-    p.add_argument("--speeds", default="1,2,4,8", help="frame skips, comma-separated")
-    p.add_argument("--size", type=int, default=112, help="crop size (frames are 128x171 first)")
+    settings = p.add_mutually_exclusive_group()
+    settings.add_argument("--config", default=None,
+                          help="YAML file or built-in name whose sampling, crop and input mode "
+                               "to draw (default: the built-in defaults: 16-frame RGB clips)")
+    settings.add_argument("--ckpt", type=Path, default=None,
+                          help="draw what this checkpoint's model was trained on")
+    p.add_argument("--input", choices=INPUT_MODES, default=None,
+                   help="what to draw: the frames, or the differences the backbone sees "
+                        "(default: the config's model.input_mode)")
     p.add_argument("--frames", type=int, default=8, help="frames drawn per clip")
     p.add_argument("--seed", type=int, default=0, help="a different seed draws another sample")
+    _add_overrides(p)
 
     p = command("speed", "predict playback speed and direction along a video")
     p.add_argument("video", type=Path, metavar="VIDEO")
@@ -223,17 +231,17 @@ def _run_prepare(args: argparse.Namespace) -> int:
 
 
 def _run_show(args: argparse.Namespace) -> int:
-    from playspeed.data.preview import show_video
+    from playspeed.config import load_config, override_config
+    from playspeed.preview import show_video
+    from playspeed.tasks.checkpoints import checkpoint_config, read_checkpoint
 
-    try:
-        speeds = [int(s) for s in args.speeds.split(",")]
-    except ValueError:
-        raise PlayspeedError(f"--speeds: expected comma-separated integers, got "
-                             f"{args.speeds!r}") from None
-    out = show_video(args.video, out=args.out, clip_len=args.clip_len, speeds=speeds,
-                     num_clips=args.num_clips, objective=args.objective, size=args.size,
-                     frames_per_row=args.frames,
-                     seed=args.seed)
+    if args.ckpt is not None:
+        stored = checkpoint_config(read_checkpoint(args.ckpt), args.ckpt)
+        config = override_config(stored, args.overrides, source=str(args.ckpt))
+    else:
+        config = load_config(args.config, args.overrides)
+    out = show_video(args.video, out=args.out, config=config, input_mode=args.input,
+                     frames_per_row=args.frames, seed=args.seed)
     print(f"wrote {out}")
     return 0
 
@@ -383,6 +391,19 @@ def _run_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    """Parse ``argv``; ``key=value`` overrides may come anywhere after the command, also
+    between or after its options (argparse alone takes positionals in one run only)."""
+    args, rest = parser.parse_known_args(argv)
+    overrides = [item for item in rest if "=" in item and not item.startswith("-")]
+    unknown = [item for item in rest if item not in overrides]
+    if unknown or (overrides and not hasattr(args, "overrides")):
+        parser.error(f"unrecognized arguments: {' '.join(unknown or overrides)}")
+    if overrides:
+        args.overrides = [*args.overrides, *overrides]
+    return args
+
+
 COMMANDS = ("demo", "compare", "synth", "prepare", "pretrain", "finetune", "test", "retrieve",
             "extract", "probe", "show", "speed", "export")
 
@@ -390,7 +411,7 @@ COMMANDS = ("demo", "compare", "synth", "prepare", "pretrain", "finetune", "test
 def main(argv: Sequence[str] | None = None) -> int:
     handlers = {name: globals()[f"_run_{name}"] for name in COMMANDS}
     parser = _build_parser(handlers)
-    args = parser.parse_args(argv)
+    args = _parse(parser, argv)
     if not args.debug:
         from playspeed.console import quiet_dependencies
 
