@@ -7,8 +7,9 @@
 
 - ``safetensors``: the weights, plus a JSON entry ``playspeed`` in the file's header with the
   ``build_backbone`` arguments (backbone, norm, clip_len, frames_per_group, groups_per_stage,
-  width), the input the backbone expects (clip length, crop size, mean, std) and the feature
-  size. No pickle: loading it runs no code.
+  width, input_mode), the input the backbone expects (clip length, crop size, mean, std, and
+  for ``frame_diff_unit`` the epsilon added to a clip's RMS) and the feature size. No
+  pickle: loading it runs no code.
 - ``torchvision``: for ``r3d_18`` with BatchNorm at width 1.0, a state dict (tensors only)
   with the key names and shapes of ``torchvision.models.video.r3d_18``, whose architecture ours
   reproduces; without ``fc``, so it loads strictly once ``model.fc = nn.Identity()`` makes
@@ -36,12 +37,17 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import safe_open
+from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
 from playspeed.config import Config
 from playspeed.errors import PlayspeedError
 from playspeed.io import atomic_write_bytes
 from playspeed.models import Backbone, TemporalGroupNorm, build_backbone
+from playspeed.models.backbone import UNIT_DIFF_EPS
+from playspeed.tasks.checkpoints import load_weights
+from playspeed.tasks.registry import load_task
 
 __all__ = ["FORMATS", "export_backbone", "load_backbone", "torchvision_state_dict"]
 
@@ -59,7 +65,9 @@ class BackboneSpec:
 
     # name, norm, clip_len, frames_per_group, groups_per_stage, width, input_mode
     build: dict[str, Any]
-    input: dict[str, Any]  # clip_len, size, mean, std, resize (of the training clips)
+    # clip_len, size, mean, std, resize (of the training clips); unit_diff_eps: what
+    # frame_diff_unit adds to a clip's RMS (None for the other input modes)
+    input: dict[str, Any]
     feature_dim: int
 
     @classmethod
@@ -72,7 +80,9 @@ class BackboneSpec:
                  "frames_per_group": model.frames_per_group, "groups_per_stage": groups,
                  "width": model.width, "input_mode": backbone.input_mode}
         inputs = {"clip_len": clip.len, "size": clip.size, "mean": list(clip.mean),
-                  "std": list(clip.std), "resize": list(clip.resize)}
+                  "std": list(clip.std), "resize": list(clip.resize),
+                  "unit_diff_eps": UNIT_DIFF_EPS if backbone.input_mode == "frame_diff_unit"
+                  else None}
         return cls(build=build, input=inputs, feature_dim=backbone.feature_dim)
 
     def header(self) -> str:
@@ -106,18 +116,12 @@ def load_backbone(path: str | Path) -> Backbone:
 
 def backbone_of_checkpoint(path: str | Path) -> tuple[Backbone, BackboneSpec]:
     """A checkpoint's backbone (eval mode) and its spec."""
-    from playspeed.tasks.checkpoints import load_task
-
     task = load_task(path)
     return task.backbone.eval(), BackboneSpec.of(task.backbone, task.config)
 
 
 def read_safetensors(path: str | Path) -> tuple[Backbone, BackboneSpec]:
     """The backbone of a ``playspeed export --format safetensors`` file, and its spec."""
-    from safetensors import safe_open
-
-    from playspeed.tasks.checkpoints import load_weights
-
     path = Path(path)
     if not path.is_file():
         raise PlayspeedError(f"{path}: no such file")
@@ -138,6 +142,10 @@ def read_safetensors(path: str | Path) -> tuple[Backbone, BackboneSpec]:
         backbone = build_backbone(build.pop("name"), **build)
     except (ValueError, TypeError, KeyError) as err:
         raise PlayspeedError(f"{path}: bad '{HEADER_KEY}' header ({err})") from err
+    eps = spec.input.get("unit_diff_eps")
+    if backbone.input_mode == "frame_diff_unit" and eps is not None and eps != UNIT_DIFF_EPS:
+        raise PlayspeedError(f"{path}: written for frame_diff_unit input with unit_diff_eps "
+                             f"{eps}; this playspeed computes it with {UNIT_DIFF_EPS}")
     load_weights(backbone, weights, path)
     return backbone.eval(), spec
 
@@ -161,10 +169,8 @@ def export_backbone(ckpt: str | Path, *, fmt: str, out: str | Path) -> BackboneS
 
 
 def _safetensors_bytes(backbone: Backbone, spec: BackboneSpec) -> bytes:
-    from safetensors.torch import save
-
     weights = {key: value.contiguous() for key, value in backbone.state_dict().items()}
-    return save(weights, metadata={HEADER_KEY: spec.header()})
+    return safetensors_bytes(weights, metadata={HEADER_KEY: spec.header()})
 
 
 def _torchvision_bytes(backbone: Backbone, spec: BackboneSpec) -> bytes:
