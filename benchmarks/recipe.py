@@ -1,12 +1,13 @@
 """The CPU recipe over members of the synthetic family: does pretraining help on data the
 recipe was not tuned on?
 
-For every variant and seed: ``synth`` (the variant, that seed) -> ``prepare`` (its defaults)
--> ``pretrain`` (``pretrain/synthetic_cpu``) -> ``finetune`` from the pretrained backbone and
-from scratch (``finetune/synthetic_cpu``, same budget) -> ``test`` -> frozen retrieval of the
-pretrained backbone; then one table: pretext speed and direction accuracy (with chance),
-video top-1 pretrained and scratch (with chance), retrieval top-1 (with chance), clips seen
-by each training, wall time of the chain.
+For every variant and seed (the chain is built from :mod:`playspeed.stages`): ``synth`` (the
+variant, that seed) -> ``prepare`` (its defaults) -> ``pretrain`` (``pretrain/synthetic_cpu``)
+-> ``finetune`` from the pretrained backbone and from scratch (``finetune/synthetic_cpu``,
+same budget) -> ``test`` -> frozen retrieval and probes of the pretrained backbone; then one
+table: pretext speed and direction accuracy (with chance), video top-1 pretrained and scratch
+(with chance), retrieval top-1 (with chance), clips seen by each training, wall time of the
+chain.
 
 One fine-tuning run moves by up to ~20 points with its seed, or with the thread count
 alone (float rounding), on ~170 training videos; ``--finetune-seeds`` fine-tunes each arm
@@ -36,8 +37,16 @@ from pathlib import Path
 
 from playspeed.config import override_config
 from playspeed.console import quiet_dependencies
-from playspeed.demo import DemoScale, _stage, downstream_chance, prepare_data, train_stage
 from playspeed.io import atomic_write_text, write_json
+from playspeed.stages import (
+    Scale,
+    finetune_and_test,
+    frozen_readings,
+    prepare_synthetic,
+    pretrain_stage,
+)
+from playspeed.tasks.features import FeatureCache
+from playspeed.tasks.registry import load_task
 
 COLUMNS = {
     "variant": "variant", "seed": "seed",
@@ -49,27 +58,19 @@ COLUMNS = {
 }
 
 
-def run_chain(out: Path, *, variant: str, seed: int, scale: DemoScale,
+def run_chain(out: Path, *, variant: str, seed: int, scale: Scale,
               finetune_seeds: Sequence[int] = (), log=print) -> dict:
     """One variant and seed through the whole chain (cached stages); returns its row.
 
     ``finetune_seeds``: the seeds each fine-tuning arm runs with (default: ``seed`` only).
     """
-    from playspeed.tasks.checkpoints import load_task
-    from playspeed.tasks.evaluation import evaluate
-    from playspeed.tasks.finetune import finetune
-    from playspeed.tasks.pretext import pretrain
-    from playspeed.tasks.retrieval import retrieval_metrics
-
     started = time.perf_counter()
     # A user's chain: the store at `prepare`'s default size, not the clips'.
-    pretrain_config, finetune_config = prepare_data(out, scale, seed, log, variant=variant,
-                                                    store_at_clip_size=False)
+    pretrain_config, finetune_config = prepare_synthetic(out, scale, seed, log, variant=variant,
+                                                         store_at_clip_size=False)
     finetune_config = override_config(finetune_config,
                                       [f"model.norm={pretrain_config.model.norm}"])
-    pretext = train_stage("pretrain", out / "pretrain", lambda resume: pretrain(
-        pretrain_config, out / "pretrain", resume=resume), log)
-    init = out / "pretrain" / "checkpoints" / "last.ckpt"
+    pretext, init = pretrain_stage(out / "pretrain", "pretrain", pretrain_config, log)
     videos = {}
     for name, weights in (("pretrained", init), ("scratch", None)):
         videos[name] = []
@@ -78,19 +79,11 @@ def run_chain(out: Path, *, variant: str, seed: int, scale: DemoScale,
             run_dir = out / (f"finetune_{name}" if own else f"finetune_{name}_seed{finetune_seed}")
             label = name if own else f"{name}, fine-tuning seed {finetune_seed}"
             config = override_config(finetune_config, [f"seed={finetune_seed}"])
-            tuned = train_stage(f"fine-tune ({label})", run_dir,
-                                lambda resume, d=run_dir, c=config, w=weights: finetune(
-                                    c, d, init=w, resume=resume), log)
-            test = _stage(f"test ({label})", run_dir / "test" / "metrics.json",
-                          lambda d=run_dir: evaluate(d / "checkpoints" / "last.ckpt",
-                                                     out=d / "test"), log)
+            tuned, test = finetune_and_test(run_dir, label, config, init=weights, log=log)
             videos[name].append((test["video_top1"], tuned.get("clips_seen")))
-    retrieval = _stage("retrieval (pretrained, frozen)", out / "retrieval" / "metrics.json",
-                       lambda: retrieval_metrics(load_task(init).backbone, finetune_config,
-                                                 out=out / "retrieval",
-                                                 num_clips=finetune_config.clip.test_clips),
-                       log)
-    chance = downstream_chance(finetune_config)
+    retrieval, _ = frozen_readings(out, "pretrained", "pretrained, frozen",
+                                   load_task(init).backbone, finetune_config,
+                                   cache=FeatureCache(out / "features"), log=log)
     # Wall time of the whole chain, summed over the runs that built it (a resume adds on).
     wall = out / "wall.json"
     seconds = time.perf_counter() - started + (
@@ -105,8 +98,8 @@ def run_chain(out: Path, *, variant: str, seed: int, scale: DemoScale,
         **{f"video_top1_{name}": round(statistics.mean(top1 for top1, _ in runs), 2)
            for name, runs in videos.items()},
         **{f"video_top1_{name}_runs": [top1 for top1, _ in runs] for name, runs in videos.items()},
-        "video_chance": round(chance["video_top1"], 2), "retrieval_top1": retrieval["top1"],
-        "retrieval_chance": round(chance["retrieval_top1"], 2),
+        "video_chance": round(test["chance_top1"], 2), "retrieval_top1": retrieval["top1"],
+        "retrieval_chance": round(retrieval["chance_top1"], 2),
         "pretext_clips": pretext.get("clips_seen"), "finetune_clips": videos["pretrained"][0][1],
         "wall_s": round(seconds, 1),
     }
@@ -167,11 +160,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
     args = parser.parse_args(argv)
     quiet_dependencies()  # as the CLI: stages and results, not the libraries' notices
     frames = args.frames and tuple((args.frames * 2)[:2])
-    scale = DemoScale(classes=args.classes, videos_per_class=args.videos_per_class,
-                      frames=frames, video_size=args.size and tuple(args.size),
-                      pretrain=[*args.override, *args.pretrain_override],
-                      finetune=[*args.override, *args.finetune_override],
-                      pretrain_runs=(), workers=args.workers)
+    scale = Scale(classes=args.classes, videos_per_class=args.videos_per_class,
+                  frames=frames, video_size=args.size and tuple(args.size),
+                  pretrain=[*args.override, *args.pretrain_override],
+                  finetune=[*args.override, *args.finetune_override],
+                  pretrain_runs=(), workers=args.workers)
     rows = []
     for variant in args.variants:
         for seed in args.seeds:

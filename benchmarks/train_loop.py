@@ -3,8 +3,9 @@
 Both sides use one config (default ``pretrain/synthetic_cpu``), so one model, one batch size,
 one precision and one memory format, measured in the same run:
 
-- ``bare step``: forward, backward and optimiser step of the pretext task on one batch of
-  clips held in memory (taken from the real loader), nothing else;
+- ``bare step``: forward, backward and optimiser step (the config's optimiser over the task's
+  parameter groups) of the pretext task on one batch of clips held in memory (taken from
+  the real loader), nothing else;
 - ``end to end``: ``playspeed.tasks.pretext.pretrain`` itself: frame store -> loader ->
   Lightning step, with validation, logging and checkpoints. Clips/s over whole validation
   periods after the first (``trainer.check_val_every_n_epoch`` epochs; the first pays
@@ -41,8 +42,9 @@ from playspeed.config import Config, load_config, override_config
 from playspeed.console import quiet_dependencies
 from playspeed.data.prepare import prepare_dataset
 from playspeed.data.synthetic import write_dataset
+from playspeed.tasks.base import build_optimizer
 from playspeed.tasks.data import make_loader
-from playspeed.tasks.evaluation import autocast_for
+from playspeed.tasks.inference import autocast_for
 from playspeed.tasks.pretext import PlaybackSpeedPretraining, pretrain, pretrain_datasets
 from playspeed.tasks.trainer import training_device_type
 
@@ -125,11 +127,12 @@ def bare_step(config: Config, *, steps: int, warmup: int = 2) -> dict[str, Any]:
     if config.trainer.memory_format == "channels_last_3d":
         task.to(memory_format=torch.channels_last_3d)
     batch = {key: value.to(device) for key, value in batch.items()}
-    optimizer = torch.optim.AdamW(task.parameters(), lr=config.optim.lr)
+    # the config's optimiser over the task's own parameter groups, as the real loop builds it
+    optimizer = build_optimizer(config.optim, task.parameter_groups())
 
     def step() -> None:
         with autocast_for(config, device):
-            loss, _ = task._loss_and_hits(batch)  # what training_step computes
+            loss, _ = task.loss_and_hits(batch)  # what training_step computes
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
