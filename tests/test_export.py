@@ -22,6 +22,7 @@ from playspeed.export import (
     torchvision_state_dict,
 )
 from playspeed.models import TemporalGroupNorm, list_backbones
+from playspeed.models.backbone import UNIT_DIFF_EPS
 from playspeed.tasks.base import backbone_from_config
 
 FIXTURE = Path(__file__).parent / "fixtures" / "torchvision_r3d_18.json"
@@ -107,6 +108,26 @@ def test_safetensors_keeps_the_input_mode(input_mode, checkpoint, tmp_path):
         assert torch.equal(loaded(clips), load_backbone(ckpt)(clips))
 
 
+def test_safetensors_header_records_the_unit_energy_epsilon(checkpoint, tmp_path):
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    out = tmp_path / "backbone.safetensors"
+    export_backbone(checkpoint("r3d_10", "tgn", FRAME_DIFF_UNIT), fmt="safetensors", out=out)
+    with safe_open(str(out), framework="pt") as stored:
+        metadata = stored.metadata()
+    header = json.loads(metadata["playspeed"])
+    assert header["input"]["unit_diff_eps"] == UNIT_DIFF_EPS
+    # A file made with another epsilon would compute other features: refused, not guessed.
+    header["input"]["unit_diff_eps"] = 0.05
+    other = tmp_path / "other.safetensors"
+    save_file(load_backbone(out).state_dict(), str(other),
+              metadata={"playspeed": json.dumps(header)})
+    with pytest.raises(PlayspeedError, match=f"{other}: written for frame_diff_unit input "
+                                             "with unit_diff_eps 0.05"):
+        load_backbone(other)
+
+
 def test_safetensors_header_is_plain_json(checkpoint, tmp_path):
     from safetensors import safe_open
 
@@ -118,6 +139,7 @@ def test_safetensors_header_is_plain_json(checkpoint, tmp_path):
                                   "frames_per_group": 4, "groups_per_stage": None,
                                   "width": 0.25, "input_mode": "rgb"}
     assert header["input"]["clip_len"] == 8 and header["input"]["size"] == 16
+    assert header["input"]["unit_diff_eps"] is None  # RGB input: no epsilon
     assert header["feature_dim"] == 128
 
 

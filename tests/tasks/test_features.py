@@ -184,6 +184,22 @@ def test_extract_skips_a_video_that_fails_while_decoding(tiny_pretrain_ckpt, syn
         assert len(stored["features"]) == len(good) - 1
 
 
+def test_extract_does_not_hide_a_programming_error(tiny_pretrain_ckpt, synth_root, tmp_path,
+                                                   monkeypatch):
+    """Only decode and I/O errors make a video 'unreadable'; a bug (here a TypeError in the
+    frame source) stops the run with its traceback instead of skipping every video."""
+    folder = tmp_path / "videos"
+    _write_corrupt_folder(synth_root, folder)
+
+    def broken_read(self, record, frame_indices):
+        raise TypeError("a bug, not a bad video")
+
+    monkeypatch.setattr(RawVideos, "read", broken_read)
+    with pytest.raises(TypeError, match="a bug"):
+        extract(tiny_pretrain_ckpt, videos=folder, out=tmp_path / "f.npz", log=lambda line: None)
+    assert not (tmp_path / "f.npz").exists()
+
+
 def test_extract_from_a_list_file_matches_the_folder(tiny_pretrain_ckpt, synth_root, tmp_path):
     folder = tmp_path / "videos"
     good, corrupt = _write_corrupt_folder(synth_root, folder)

@@ -296,3 +296,13 @@ def test_retime_command_checks_the_detector(tiny_pretrain_ckpt, tmp_path, capsys
                            "true: frames 28-43 -1x", "true: frames 44-55 +1x"]
     assert "found, " in printed[-1] and out.with_suffix(".png").is_file()
     assert code == (0 if "success" in printed[-1] else 1)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--plan", "1:16,0:8"], "plan: each segment needs a non-zero speed"),
+    (["--name", "Dance"], "unknown synthetic class 'Dance'"),
+])
+def test_retime_command_errors_are_one_line(tmp_path, capsys, argv, message):
+    assert retime_main([str(tmp_path / "v.avi"), "--size", "64", "48", *argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err and message in err
