@@ -1,8 +1,9 @@
 """Video records, frame sources (prepared store or raw videos), clip datasets."""
 
 from playspeed.data.clips import ClipClassification
-from playspeed.data.datasets import HMDB51, UCF101, VideoFolder, VideoRecord, build_records
+from playspeed.data.datasets import HMDB51, UCF101, VideoFolder, build_records
 from playspeed.data.pretext import PlaybackSpeedClips, PretextGrid
+from playspeed.data.records import VideoRecord
 from playspeed.data.store import FrameStore
 from playspeed.data.video import RawVideos
 

@@ -13,29 +13,15 @@ import os
 import re
 import warnings
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
+from playspeed.data.records import VideoRecord
 from playspeed.data.video import VIDEO_EXTENSIONS
 from playspeed.errors import PlayspeedError
 
 SUBSETS = ("train", "test", "all")
 SPLITS = (1, 2, 3)
 _UCF101_GROUP = re.compile(r"_g(\d+)_c\d+$", re.IGNORECASE)  # v_<Class>_g<GG>_c<CC>
-
-
-@dataclass(frozen=True)
-class VideoRecord:
-    """One video: where it is, its class, and its key in a frame store."""
-
-    path: Path
-    label: int               # 0-based class index; -1 when unlabeled
-    key: str                 # POSIX path relative to the videos root: the frame-store key
-    num_frames: int | None = None
-    fps: float | None = None
-    # The scene it shares with other videos: UCF-101's group (``gGG``, one actor and
-    # background filmed several times); None where the dataset names none.
-    group: str | None = None
 
 
 class VideoDataset(Sequence[VideoRecord]):

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from playspeed.data.datasets import VideoRecord
+from playspeed.data.records import VideoRecord
 
 
 def holdout_split(records: Sequence[VideoRecord], *, fraction: float, seed: int

@@ -30,16 +30,13 @@ import os
 import struct
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import simplejpeg
 import torch
 
+from playspeed.data.records import VideoRecord
 from playspeed.errors import PlayspeedError
-
-if TYPE_CHECKING:
-    from playspeed.data.datasets import VideoRecord
 
 FORMATS = ("jpeg", "raw")
 INDEX = "index.json"

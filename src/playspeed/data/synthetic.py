@@ -32,6 +32,7 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from playspeed.data.video import write_video
 from playspeed.errors import PlayspeedError
@@ -559,8 +560,6 @@ def write_dataset(root: str | os.PathLike, *, num_classes: int | None = None,
     started = time.perf_counter()
     jobs = [(name, group, clip) for name in names for group, clip in layout]
     per_video = {}
-    from tqdm import tqdm
-
     for name, group, clip in tqdm(jobs, unit="video", disable=not progress, desc="synth"):
         index = list(MOTIONS).index(name)
         look = draw_look(np.random.default_rng([seed, index, group]), (width, height),

@@ -16,16 +16,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import av
 import numpy as np
 import torch
 
+from playspeed.data.records import VideoRecord
 from playspeed.errors import PlayspeedError
-
-if TYPE_CHECKING:
-    from playspeed.data.datasets import VideoRecord
 
 #: File endings treated as videos when a folder is scanned (a list file may name any file).
 VIDEO_EXTENSIONS = frozenset(
