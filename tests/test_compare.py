@@ -47,6 +47,7 @@ def compare_run(tmp_path_factory):
     return out, rows
 
 
+@pytest.mark.slow
 def test_compare_writes_table_json_and_chart(compare_run):
     out, rows = compare_run
     assert list(rows) == ["chance", "scratch", "classify", "rotation", "classify_bn"]
@@ -86,6 +87,7 @@ def test_compare_writes_table_json_and_chart(compare_run):
             assert rows[name]["pretext_acc"] == pretext["pretext_val_acc"]
 
 
+@pytest.mark.slow
 def test_compare_rerun_is_all_cached_and_other_settings_are_refused(compare_run):
     out, rows = compare_run
     lines = []

@@ -23,6 +23,7 @@ def demo_run(tmp_path_factory):
     return out, rows
 
 
+@pytest.mark.slow
 def test_demo_report_and_metrics_agree(demo_run):
     out, rows = demo_run
     assert list(rows) == ["chance", "scratch", "bn", "tgn"]
@@ -61,6 +62,7 @@ def test_demo_report_and_metrics_agree(demo_run):
         assert link in report
 
 
+@pytest.mark.slow
 def test_demo_refuses_a_run_directory_made_with_other_settings(demo_run):
     out, _ = demo_run
     with pytest.raises(PlayspeedError, match=r"other settings \(seed differ\)"):
@@ -68,6 +70,7 @@ def test_demo_refuses_a_run_directory_made_with_other_settings(demo_run):
     assert json.loads((out / "demo.json").read_text())["seed"] == 0
 
 
+@pytest.mark.slow
 def test_demo_rerun_resumes_from_its_cache(demo_run):
     out, rows = demo_run
     lines = []

@@ -73,7 +73,11 @@ def _assert_same_features(got, expected):
     assert (got - expected).abs().max().item() <= 1e-4 * max(1.0, scale)
 
 
-COMBINATIONS = [(name, norm) for name in list_backbones() for norm in NORMS]
+# Every backbone x norm; the small r3d_10 in the fast loop (pytest -m "not slow"), the
+# others marked slow.
+COMBINATIONS = [pytest.param(name, norm, id=f"{name}-{norm}",
+                             marks=() if name == "r3d_10" else pytest.mark.slow)
+                for name in list_backbones() for norm in NORMS]
 FRAME_DIFF = "model.input_mode=frame_diff"
 FRAME_DIFF_UNIT = "model.input_mode=frame_diff_unit"
 
@@ -213,7 +217,8 @@ def test_torchscript_round_trip_optimised(checkpoint, tmp_path):
 
 
 @pytest.mark.parametrize(("name", "norm", "overrides"),
-                         [(name, norm, ()) for name, norm in COMBINATIONS]
+                         [pytest.param(*case.values, (), id=case.id, marks=case.marks)
+                          for case in COMBINATIONS]
                          + [("r3d_10", "tgn", (FRAME_DIFF,)),
                             ("r3d_10", "tgn", (FRAME_DIFF_UNIT,))])
 def test_onnx_round_trip(name, norm, overrides, checkpoint, tmp_path):

@@ -100,6 +100,7 @@ def test_rerun_changes_nothing_and_settings_must_match(synth_root, synth_store, 
         prepare_dataset("ucf101", **_ucf(synth_root), out=tmp_path / "other", progress=False)
 
 
+@pytest.mark.slow
 def test_parallel_workers_give_the_same_store(synth_root, synth_store, tmp_path):
     prepare_dataset("ucf101", **_ucf(synth_root), out=tmp_path / "store", workers=2,
                     progress=False)

@@ -21,7 +21,7 @@ def _fixed_batch(config, size=4):
     return {key: torch.stack([item[key] for item in items]) for key in ("clips", "target")}
 
 
-@pytest.mark.parametrize("objective", ["classify", "sort"])
+@pytest.mark.parametrize("objective", ["classify", pytest.param("sort", marks=pytest.mark.slow)])
 def test_training_reduces_the_loss_on_a_fixed_batch(tiny_config, objective):
     torch.manual_seed(0)
     config = tiny_config("pretrain", f"pretext.objective={objective}")
@@ -78,6 +78,7 @@ class _Crash(Exception):
     pass
 
 
+@pytest.mark.slow
 def test_resume_reaches_the_same_weights_as_an_uninterrupted_run(tiny_config, tmp_path,
                                                                   monkeypatch):
     # sort: its head's dropout draws from the global RNG, which a resume must restore.
@@ -120,6 +121,7 @@ def test_resume_reaches_the_same_weights_as_an_uninterrupted_run(tiny_config, tm
         torch.testing.assert_close(resumed[key], straight[key], rtol=0, atol=1e-6, msg=key)
 
 
+@pytest.mark.slow
 def test_two_process_ddp_on_cpu(tiny_overrides, tmp_path):
     """Lightning's own DDP (gloo) across two processes, launched as a user would."""
     command = [
@@ -134,7 +136,10 @@ def test_two_process_ddp_on_cpu(tiny_overrides, tmp_path):
     assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
 
 
-@pytest.mark.parametrize("objective", list(OBJECTIVES))
+# classify in the fast loop (pytest -m "not slow"), every other objective marked slow
+@pytest.mark.parametrize("objective", [
+    pytest.param(name, marks=() if name == "classify" else pytest.mark.slow)
+    for name in OBJECTIVES])
 def test_every_objective_trains_and_its_checkpoint_serves_every_command(
         objective, tiny_config, tiny_overrides, synth_root, tmp_path, capsys):
     """Pretrain a few steps, then the commands a user runs on the checkpoint, unchanged."""

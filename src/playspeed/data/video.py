@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from playspeed.data.records import VideoRecord
-from playspeed.errors import PlayspeedError
+from playspeed.errors import PlayspeedError, first_line
 
 #: File endings treated as videos when a folder is scanned (a list file may name any file).
 VIDEO_EXTENSIONS = frozenset(
@@ -99,8 +99,8 @@ def stream_fps(stream: av.video.stream.VideoStream) -> float:
 
 def _reason(err: BaseException) -> str:
     """One-line cause of a decode error, without PyAV's errno prefix."""
-    text = getattr(err, "strerror", None) or str(err) or type(err).__name__
-    return text.splitlines()[0]
+    strerror = getattr(err, "strerror", None)
+    return strerror.splitlines()[0] if strerror else first_line(err)
 
 
 def write_video(
