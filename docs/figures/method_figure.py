@@ -20,10 +20,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.patches import FancyArrowPatch, Rectangle  # noqa: E402
 
-from playspeed.data.preview import signed_speed_label  # noqa: E402
 from playspeed.data.sampling import clip_indices  # noqa: E402
 from playspeed.data.synthetic import draw_look, render  # noqa: E402
 from playspeed.models import build_backbone  # noqa: E402
+from playspeed.preview import signed_speed_label  # noqa: E402
 
 OUT = Path(__file__).with_name("method.png")
 VIDEO_CLASS = "Bounce"
