@@ -123,8 +123,6 @@ def test_no_file_names_a_missing_document(path):
     assert _missing_documents(path) == []
 
 
-@pytest.mark.xfail(strict=True, reason="issue 27 replaces the docstrings' citations of "
-                                        "specifications kept outside the repository")
 def test_no_package_file_names_a_missing_document():
     assert [problem for path in PACKAGE_FILES for problem in _missing_documents(path)] == []
 

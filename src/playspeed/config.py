@@ -1,8 +1,8 @@
 """Typed run configuration: dataclasses, loaded from YAML with dotted ``key=value`` overrides.
 
-Every default of METHOD.md is a named field here. Loading validates types (OmegaConf's
-structured configs), rejects unknown keys by name and checks value ranges, so a typo fails
-before any data is touched. Library code never reads config files: the CLI turns a
+Every default of the method (docs/method.md) is a named field here. Loading validates types
+(OmegaConf's structured configs), rejects unknown keys by name and checks value ranges, so a
+typo fails before any data is touched. Library code never reads config files: the CLI turns a
 :class:`Config` into keyword arguments.
 """
 
@@ -35,7 +35,7 @@ class DataConfig:
     dataset: str = "ucf101"
     videos: str | None = None  # folder of class folders
     splits: str | None = None  # folder with the official split files
-    split: int = 1  # 1-3, METHOD.md §6
+    split: int = 1  # 1-3, docs/method.md#evaluation-protocols
     store: str | None = None  # prepared frame store; null reads the videos directly
     workers: int = 4  # DataLoader processes per device
     skip_missing: bool = False  # a split line naming a missing video: warning, not error
@@ -53,7 +53,8 @@ class ClipConfig:
     color_jitter: float = 0.0  # strength of brightness/contrast/saturation jitter
     mean: list[float] = field(default_factory=lambda: list(KINETICS_MEAN))
     std: list[float] = field(default_factory=lambda: list(KINETICS_STD))
-    test_clips: int = 10  # evenly spaced clips per video for video accuracy, METHOD.md §6
+    # evenly spaced clips per video for video accuracy (docs/method.md#evaluation-protocols)
+    test_clips: int = 10
 
     @property
     def shape(self) -> str:
@@ -65,12 +66,13 @@ class ClipConfig:
 class ModelConfig:
     backbone: str = "r3d_18"
     norm: str = "tgn"
-    frames_per_group: int = 4  # TGN's g: P_l = max(1, T_l // g), METHOD.md §4
+    # TGN's g: P_l = max(1, T_l // g) (docs/method.md#temporal-group-normalization)
+    frames_per_group: int = 4
     groups_per_stage: list[int] | None = None  # explicit TGN group counts instead of the rule
     width: float = 1.0  # channel multiplier (small CPU runs)
     # rgb | frame_diff | frame_diff_unit: the first stage sees the differences of consecutive
     # frames, or those at unit RMS per clip (the backbone still takes RGB clips); not part of
-    # METHOD.md, which trains on RGB.
+    # the published method, which trains on RGB (docs/method.md#input-modes).
     input_mode: str = "rgb"
     dropout: float = 0.5  # before the fine-tuning classifier
 

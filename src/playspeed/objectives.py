@@ -1,4 +1,4 @@
-"""The pretext objectives (METHOD.md §3 and §8): what each draws, predicts and scores at chance.
+"""The pretext objectives (docs/method.md#pretext-objectives): what each draws and predicts.
 
 One :class:`Objective` per value of ``pretext.objective``, the one place that says which
 clips an objective draws (playback speeds and directions, rotation, clip tuples), which

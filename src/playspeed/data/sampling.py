@@ -1,7 +1,7 @@
 """Clip samplers: pure functions of (num_frames, settings, rng) -> source frame indices and labels.
 
 They know nothing about videos, pixels or tensors, so every rule here is testable on numbers
-alone (METHOD.md §2 and §6):
+alone (docs/method.md#clip-sampling and #evaluation-protocols):
 
 - a clip at frame skip ``s`` and direction ``d`` is ``start, start+s, ..., start+(T-1)*s``,
   read backwards when ``d = -1``; it spans ``(T-1)*s + 1`` frames;

@@ -1,4 +1,5 @@
-"""Heads on backbone features: the pretext objectives (METHOD.md §3, §8) and fine-tuning."""
+"""Heads on backbone features: the pretext objectives (docs/method.md#pretext-objectives) and
+fine-tuning."""
 
 from __future__ import annotations
 

@@ -1,9 +1,9 @@
 """Normalization layers for 3D CNNs: layer-dependable temporal group normalization (TGN).
 
 `TemporalGroupNorm` is BatchNorm with separate statistics, affine parameters and running
-statistics for `P` contiguous groups of frames (METHOD.md §4). `NormFactory` builds the
-norm layers of a backbone from the temporal length `T_l` each layer sees at the training clip
-length: `P_l = max(1, T_l // frames_per_group)` by default.
+statistics for `P` contiguous groups of frames (docs/method.md#temporal-group-normalization).
+`NormFactory` builds the norm layers of a backbone from the temporal length `T_l` each layer
+sees at the training clip length: `P_l = max(1, T_l // frames_per_group)` by default.
 
 Implementation: for `T = P * L` frames the `P` groups are moved into the channel axis, giving a
 `B x (P*C) x L x H x W` tensor on which one native batch-norm call computes every group's
@@ -185,7 +185,8 @@ class _SyncBatchNorm(Function):
 
 
 class TemporalGroupNorm(nn.Module):
-    """Batch norm with per-temporal-group statistics and affine parameters (METHOD.md §4).
+    """Batch norm with per-temporal-group statistics and affine parameters
+    (docs/method.md#temporal-group-normalization).
 
     Input and output: `B x C x T x H x W`. The `T` frames are split into `num_groups` (`P`)
     contiguous groups as `torch.tensor_split(x, P, dim=2)` splits them; group `p` is normalized

@@ -44,7 +44,8 @@ class VideoTask(L.LightningModule):
 
     def count_clips(self, clips: int) -> float:
         """Add this step's ``clips`` (one device) to :attr:`clips_seen`; returns the total, for
-        logging (the budget of a run is counted in clips, DESIGN.md §7)."""
+        logging (the budget of a run is counted in clips:
+        docs/studies/transfer-recipe.md#the-cpu-scale)."""
         self.clips_seen += clips * self.trainer.world_size
         return float(self.clips_seen)
 

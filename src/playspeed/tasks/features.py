@@ -2,7 +2,8 @@
 
 A video's feature is the mean over ``N`` evenly spaced clips (centre crop) of a clip
 feature: the last conv block max-pooled ``(1, 2, 2)`` and flattened (``maxpool``, the
-retrieval protocol of METHOD.md §6) or the globally pooled vector (``pooled``).
+retrieval protocol of docs/method.md#evaluation-protocols) or the globally pooled vector
+(``pooled``).
 
 Features are cached as ``.npz`` under a key made of the SHA-256 of the backbone's weights,
 every setting that changes the numbers and the list of videos, so changed weights, settings

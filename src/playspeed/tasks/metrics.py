@@ -1,4 +1,5 @@
-"""Accuracy readings over model outputs: plain functions of tensors (METHOD's protocols).
+"""Accuracy readings over model outputs: plain functions of tensors
+(docs/method.md#evaluation-protocols).
 
 - clip accuracy: one centre clip per test video; video accuracy: ``N`` evenly spaced clips
   per video, softmax scores averaged, then the arg-max (:func:`video_and_clip_accuracy`);

@@ -2,11 +2,12 @@
 
 Per-clip objectives (:mod:`playspeed.objectives`): every clip of a sample is embedded by
 the shared backbone and classified on its own, one softmax head per reading, their
-cross-entropies summed: ``classify`` (METHOD.md §3) reads speed class and direction
-(``pretext.joint``: one softmax over signed speeds), ``speed`` the speed, ``direction`` the
-direction, ``rotation`` the quarter turns. Order objectives (``sort``, ``vcop``): the clips'
-features go together into :class:`ClipOrderHead`, a ``num_clips!``-way classification of the
-permutation that orders the shuffled clips (by signed speed, or in time).
+cross-entropies summed: ``classify`` (docs/method.md#pretext-objectives) reads speed class
+and direction (``pretext.joint``: one softmax over signed speeds), ``speed`` the speed,
+``direction`` the direction, ``rotation`` the quarter turns. Order objectives (``sort``,
+``vcop``): the clips' features go together into :class:`ClipOrderHead`, a ``num_clips!``-way
+classification of the permutation that orders the shuffled clips (by signed speed, or in
+time).
 
 Logged per step: ``train/loss`` and ``train/clips_seen`` (clips through the backbone so far,
 all devices); per epoch ``train/epoch_loss``; per validation epoch on the fixed grid of

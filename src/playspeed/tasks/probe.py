@@ -1,4 +1,4 @@
-"""Cheap readings of frozen features (METHOD.md §6): k-NN and a linear probe.
+"""Cheap readings of frozen features (docs/method.md#evaluation-protocols): k-NN and a linear probe.
 
 Both train on the training split's video features (by default those of retrieval, so one
 cached pass serves both) and score the test split's:

@@ -1,4 +1,5 @@
-"""Nearest-neighbour video retrieval (METHOD.md §6) as batched matrix products.
+"""Nearest-neighbour video retrieval (docs/method.md#evaluation-protocols) as batched matrix
+products.
 
 Protocol: each video's feature is the mean over its evenly spaced clips of the backbone's
 clip feature (by default the last conv block max-pooled ``(1, 2, 2)`` and flattened);

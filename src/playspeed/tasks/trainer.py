@@ -1,6 +1,6 @@
 """The Lightning Trainer of every training command, and what the run directory holds.
 
-Run directory layout (DESIGN.md §3)::
+Run directory layout (docs/runs.md#the-run-directory)::
 
     OUT/config.yaml            the resolved config
     OUT/metrics.json           final metrics, with the protocol that produced them
