@@ -13,7 +13,12 @@ Sources, all measured in the same run on the same videos:
 Also prints the store size per video for both formats. Videos: ``--videos`` (a UCF-101
 layout root such as ``playspeed synth`` writes), else a fresh synthetic set at 320x240.
 
-    python benchmarks/loader.py [--videos DIR] [--clips 400]
+Then the ``synthetic_cpu`` training transform (16 frames of 45x60 cropped to 40x40 and
+normalised) as it runs in the training process (``data.workers=0``): on one torch thread,
+as the datasets build items (``single_threaded``), against the process's ``--threads``
+threads: a clip's tensors are too small for intra-op threads.
+
+    python benchmarks/loader.py [--videos DIR] [--clips 400] [--threads 2]
 """
 
 from __future__ import annotations
@@ -29,8 +34,10 @@ import torch
 
 from playspeed.data.datasets import VideoFolder, VideoRecord
 from playspeed.data.prepare import prepare_store
+from playspeed.data.pretext import single_threaded
 from playspeed.data.store import FrameStore, frames_path
 from playspeed.data.synthetic import write_dataset
+from playspeed.data.transforms import ClipTransform
 from playspeed.data.video import RawVideos, open_video, output_size, to_rgb
 
 CLIP_LEN, SPEEDS, CROP, RESIZE = 16, (1, 2, 4, 8), 112, (128, 171)
@@ -62,6 +69,22 @@ def measure(read: Callable[[VideoRecord, np.ndarray], torch.Tensor],
     return clips / (time.perf_counter() - start)
 
 
+def transforms_per_second(transform: ClipTransform, clips: list[torch.Tensor], *,
+                          threads: int, one_thread: bool, seed: int) -> float:
+    """Clips per second through ``transform`` with torch on ``threads`` threads, each call
+    inside :func:`single_threaded` (as the datasets build items) or not."""
+    torch.set_num_threads(threads)
+    rng = np.random.default_rng(seed)
+    start = time.perf_counter()
+    for clip in clips:
+        if one_thread:
+            with single_threaded():
+                transform(clip, rng)
+        else:
+            transform(clip, rng)
+    return len(clips) / (time.perf_counter() - start)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--videos", type=Path, default=None,
@@ -71,6 +94,8 @@ def main() -> None:
                         help="clips per measurement of the decoding sources")
     parser.add_argument("--rounds", type=int, default=3, help="best of this many rounds")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads(),
+                        help="torch threads of the training process (default: torch's)")
     args = parser.parse_args()
     torch.set_num_threads(1)
 
@@ -112,12 +137,32 @@ def main() -> None:
             for name, (read, clips) in sources.items():
                 rate = measure(read, records, lengths, clips=clips, seed=args.seed + round_)
                 results[name] = max(results[name], rate)
+        # the synthetic_cpu training transform: 40x40 crops of frames at 45x60
+        transform = ClipTransform(train=True, size=40, resize=(45, 60), scale=(0.7, 1.0))
+        rng = np.random.default_rng(args.seed)
+        frames = [stores["jpeg"].read(records[int(rng.integers(len(records)))],
+                                      np.arange(CLIP_LEN)) for _ in range(args.clips)]
+        small = [torch.nn.functional.interpolate(clip.permute(0, 3, 1, 2).float(),
+                                                 size=(45, 60)).round().to(torch.uint8)
+                 .permute(0, 2, 3, 1).contiguous() for clip in frames]
+        ways = {"one thread (single_threaded)": True, f"{args.threads} threads": False}
+        item_rates = {name: 0.0 for name in ways}
+        for round_ in range(args.rounds):
+            for name, one_thread in ways.items():
+                rate = transforms_per_second(transform, small, threads=args.threads,
+                                             one_thread=one_thread, seed=args.seed + round_)
+                item_rates[name] = max(item_rates[name], rate)
     baseline = results["decode whole video"]
     print(f"\n{CLIP_LEN}-frame clips at speeds {SPEEDS}, {CROP}x{CROP} crops of "
           f"{RESIZE[0]}x{RESIZE[1]} frames, one process, one thread, best of {args.rounds}:")
     for name, rate in results.items():
         print(f"  {name:20s} {rate:8.1f} clips/s  {1e3 / rate:7.2f} ms/clip  "
               f"{rate / baseline:6.1f}x baseline")
+    one = item_rates["one thread (single_threaded)"]
+    print(f"\nthe synthetic_cpu training transform (16 frames of 45x60 -> 40x40, normalised) in "
+          f"the training process with {args.threads} torch threads, best of {args.rounds}:")
+    for name, rate in item_rates.items():
+        print(f"  {name:30s} {rate:8.1f} clips/s  {rate / one:5.2f}x one thread")
 
 
 if __name__ == "__main__":

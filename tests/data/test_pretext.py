@@ -5,6 +5,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
+from playspeed.data.clips import ClipClassification
 from playspeed.data.pretext import PlaybackSpeedClips, PretextGrid
 from playspeed.data.sampling import permutations
 from playspeed.data.transforms import IMAGENET_MEAN, IMAGENET_STD, ClipTransform
@@ -276,3 +277,19 @@ def test_validation_grid_for_sort_is_a_fixed_seeded_set_of_samples(coded_videos)
     chance = data.chance_levels()
     targets = [int(a["target"]) for a in first]
     assert chance == {"pretext": 100 * max(map(targets.count, targets)) / 10}
+
+
+def test_items_are_built_on_one_thread_and_the_count_is_restored(coded_videos):
+    """A clip's tensors are too small for intra-op threads: items built in the training
+    process (no loader workers) run on one, and the training keeps its own count."""
+    records, source = coded_videos([100, 100])
+    seen = []
+
+    def transform(clip, rng):
+        seen.append(torch.get_num_threads())
+        return clip.permute(3, 0, 1, 2).float()
+
+    torch.set_num_threads(2)
+    PlaybackSpeedClips(records, source, clip_len=8, num_clips=2, transform=transform)[1]
+    ClipClassification(records, source, clip_len=8, transform=transform)[0]
+    assert seen == [1, 1, 1] and torch.get_num_threads() == 2

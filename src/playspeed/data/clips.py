@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from playspeed.data.pretext import EpochSeededDataset, apply_transform, check_index, read_clips
+from playspeed.data.pretext import EpochSeededDataset, apply_transform, read_clips
 from playspeed.data.sampling import sample_test_clips, sample_train_clip
 from playspeed.errors import PlayspeedError
 
@@ -67,8 +67,7 @@ class ClipClassification(EpochSeededDataset):
     def __len__(self) -> int:
         return len(self.records)
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        index = check_index(index, len(self))
+    def _item(self, index: int) -> dict[str, torch.Tensor]:
         record = self.records[index]
         num_frames = int(self.source.num_frames(record))
         if num_frames < 1:

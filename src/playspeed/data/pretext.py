@@ -4,7 +4,8 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -100,11 +101,39 @@ def rotate_clips(clips: torch.Tensor, quarter_turns: torch.Tensor) -> torch.Tens
                         for clip, k in zip(clips, quarter_turns, strict=True)])
 
 
+@contextmanager
+def single_threaded() -> Iterator[None]:
+    """Run torch ops on one thread (restored after): a clip's tensors are too small for
+    intra-op threads, whose start and join cost more than the op (``benchmarks/loader.py``).
+    DataLoader workers already run on one thread; this serves items built in the training
+    process (``data.workers=0``)."""
+    threads = torch.get_num_threads()
+    if threads == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 class EpochSeededDataset(Dataset):
-    """Base of the clip datasets: item ``i`` of epoch ``e`` draws from ``(seed, e, i)``."""
+    """Base of the clip datasets: item ``i`` of epoch ``e`` draws from ``(seed, e, i)``.
+
+    Subclasses build item ``i`` in :meth:`_item`, which runs on one torch thread
+    (:func:`single_threaded`)."""
 
     def __init__(self, seed: int) -> None:
         self._seeding = EpochSeeded(seed)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        index = check_index(index, len(self))
+        with single_threaded():
+            return self._item(index)
+
+    def _item(self, index: int) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
 
     @property
     def seed(self) -> int:
@@ -122,11 +151,12 @@ class EpochSeededDataset(Dataset):
 class PlaybackSpeedClips(EpochSeededDataset):
     """One pretext sample per video: ``num_clips`` clips drawn as ``objective`` says, shuffled.
 
-    ``classify`` and ``sort`` (the default sampling, METHOD.md §2): distinct signed speeds,
-    each clip from its own start; ``speed``: the same, forward only; ``direction``: frame
-    skip 1, each clip's direction drawn on its own; ``rotation``: frame skip 1, forward, each
-    clip turned by its own multiple of 90 degrees (needs square clips); ``vcop``: a tuple of
-    consecutive clips ``clip_gap`` frames apart, shuffled (:mod:`playspeed.objectives`).
+    ``classify`` and ``sort`` (the default sampling, docs/method.md#clip-sampling): distinct
+    signed speeds, each clip from its own start; ``speed``: the same, forward only;
+    ``direction``: frame skip 1, each clip's direction drawn on its own; ``rotation``: frame
+    skip 1, forward, each clip turned by its own multiple of 90 degrees (needs square clips);
+    ``vcop``: a tuple of consecutive clips ``clip_gap`` frames apart, shuffled
+    (:mod:`playspeed.objectives`).
 
     Args:
         records: the videos (``VideoRecord`` sequence; labels are ignored).
@@ -241,8 +271,7 @@ class PlaybackSpeedClips(EpochSeededDataset):
             loop=self.loop)
         return video, draw, rng
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        index = check_index(index, len(self))
+    def _item(self, index: int) -> dict[str, torch.Tensor]:
         video, draw, rng = self._draw(index)
         record = self.records[video]
         frames = read_clips(self.source, record, draw.frame_indices)
