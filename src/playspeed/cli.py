@@ -88,9 +88,13 @@ def _build_parser(handlers: dict[str, Callable[[argparse.Namespace], int | None]
 
     p = command("prepare", "decode videos once into a fast frame store")
     p.add_argument("--dataset", choices=DATASETS, required=True)
-    p.add_argument("--videos", type=Path, required=True, help="folder of class folders")
+    p.add_argument("--videos", type=Path, required=True,
+                   help="folder of class folders (kinetics: holding train/ and val/ or "
+                        "validate/; ssv2: of the <id>.webm files)")
     p.add_argument("--splits", type=Path, default=None,
-                   help="folder with the official split files (ucf101, hmdb51)")
+                   help="folder with the official split files (ucf101, hmdb51) or annotation "
+                        "files (kinetics: train.csv, validate.csv or val.csv; ssv2: labels, "
+                        "train and validation JSONs)")
     p.add_argument("--list-file", type=Path, default=None, help="folder: a list of videos")
     p.add_argument("--out", type=Path, required=True, help="store directory")
     p.add_argument("--workers", type=int, default=1)
@@ -104,7 +108,8 @@ def _build_parser(handlers: dict[str, Callable[[argparse.Namespace], int | None]
                    help="jpeg: ~10x smaller; raw: uncompressed uint8, fastest reads")
     p.add_argument("--quality", type=int, default=90, help="JPEG quality")
     p.add_argument("--skip-missing", action="store_true",
-                   help="skip videos named in the split files but absent (counted as warnings)")
+                   help="skip videos named in the split files but absent (counted as warnings; "
+                        "kinetics, ssv2: always)")
 
     p = command("pretrain", "pretext training: predict playback speed and direction")
     p.add_argument("--config", required=True, help="YAML file, or a built-in name")

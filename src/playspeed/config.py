@@ -23,7 +23,9 @@ from playspeed.objectives import OBJECTIVES
 BACKBONES = ("c3d", "r3d_10", "r3d_18", "r2plus1d_10", "r2plus1d_18")
 NORMS = ("bn", "tgn", "gn")
 INPUT_MODES = ("rgb", "frame_diff", "frame_diff_unit")
-DATASETS = ("ucf101", "hmdb51", "folder")
+# The names of data.dataset and of ``playspeed prepare --dataset`` (playspeed.data.datasets
+# reads each).
+DATASETS = ("ucf101", "hmdb51", "kinetics", "ssv2", "folder")
 MEMORY_FORMATS = ("contiguous", "channels_last_3d")
 # Kinetics statistics, the usual normalisation of the field's 3D CNNs.
 KINETICS_MEAN = (0.432, 0.398, 0.377)
@@ -33,12 +35,13 @@ KINETICS_STD = (0.228, 0.224, 0.225)
 @dataclass
 class DataConfig:
     dataset: str = "ucf101"
-    videos: str | None = None  # folder of class folders
-    splits: str | None = None  # folder with the official split files
-    split: int = 1  # 1-3, docs/method.md#evaluation-protocols
+    videos: str | None = None  # folder of class folders (kinetics: of train/ and val/)
+    splits: str | None = None  # folder with the official split or annotation files
+    split: int = 1  # 1-3, docs/method.md#evaluation-protocols (kinetics, ssv2: one split, 1)
     store: str | None = None  # prepared frame store; null reads the videos directly
     workers: int = 4  # DataLoader processes per device
-    skip_missing: bool = False  # a split line naming a missing video: warning, not error
+    # A split line naming a missing video: warning, not error (kinetics, ssv2: always).
+    skip_missing: bool = False
     val_fraction: float = 0.1  # share of training videos held out for validation
     hflip: bool = True  # fine-tuning flip; off where classes are mirror images
 

@@ -1,3 +1,5 @@
+import json
+import re
 from pathlib import Path
 
 import pytest
@@ -5,6 +7,8 @@ import pytest
 from playspeed.data.datasets import (
     HMDB51,
     UCF101,
+    Kinetics,
+    SSv2,
     VideoFolder,
     VideoRecord,
     build_records,
@@ -205,7 +209,218 @@ def test_build_records_dispatches(ucf, hmdb, tmp_path):
     assert build_records("ucf101", videos=videos, splits=splits, subset="test")[0].label == 0
     assert build_records("hmdb51", videos=hmdb[0], splits=hmdb[1]).classes[0] == "brush_hair"
     assert len(build_records("folder", videos=videos)) == 6
-    with pytest.raises(PlayspeedError, match="needs the folder of its official split files"):
+    with pytest.raises(PlayspeedError, match="needs the folder of its official split or "
+                                             "annotation files"):
         build_records("ucf101", videos=videos)
-    with pytest.raises(PlayspeedError, match="unknown dataset 'kinetics'"):
-        build_records("kinetics", videos=videos, splits=splits)
+    with pytest.raises(PlayspeedError, match="unknown dataset 'kinetics700'"):
+        build_records("kinetics700", videos=videos, splits=splits)
+
+
+# --- Kinetics: the official CSVs, clips flat or in class folders ---
+
+K400_HEADER = "label,youtube_id,time_start,time_end,split,is_cc"  # Kinetics-400's CSVs
+K700_HEADER = "label,youtube_id,time_start,time_end,split"  # Kinetics-600/700: no is_cc
+
+
+@pytest.fixture
+def kinetics(tmp_path):
+    """Train clips in class folders named as mmaction2 renames them (underscores) and as
+    CVDF's arrange script leaves them (spaces); validation clips flat, as CVDF ships them.
+    Labels with spaces, brackets and an apostrophe, quoted as in the Kinetics-400 CSVs."""
+    videos, annotations = tmp_path / "videos", tmp_path / "annotations"
+    _touch(videos, "train/passing_American_football_(in_game)/-3B32lodo2M_000059_000069.mp4",
+           "train/passing_American_football_(in_game)/a_b-c_d_e_000000_000010.mp4",
+           "train/air drumming/--nQbRBEz2s_000104_000114.mp4",
+           "train/massaging_person's_head/zzzzzzzzzzz_000003_000013.mp4",
+           "val/---QUuC4vJs_000084_000094.mp4", "val/xxxxxxxxxxx_000010_000020.mp4",
+           "val/partial_000000_000010.mp4.part")
+    _write(annotations / "train.csv", K400_HEADER,
+           '"passing American football (in game)",-3B32lodo2M,59,69,train,0',
+           '"air drumming",--nQbRBEz2s,104,114,train,1',
+           "\"massaging person's head\",zzzzzzzzzzz,3,13,train,0",
+           '"passing American football (in game)",a_b-c_d_e,0,10,train,0',
+           '"air drumming",gone_from_yt,5,15,train,0')
+    _write(annotations / "validate.csv", K700_HEADER,
+           "air drumming,---QUuC4vJs,84,94,validate",
+           "passing American football (in game),xxxxxxxxxxx,10.0,20.0,validate",
+           "air drumming,partial,0,10,validate", "")
+    return videos, annotations
+
+
+def test_kinetics_subsets_labels_and_layouts(kinetics):
+    videos, annotations = kinetics
+    with pytest.warns(UserWarning, match="1 listed videos are missing"):
+        train = Kinetics(videos, annotations)
+    assert train.classes == ["air drumming", "massaging person's head",
+                             "passing American football (in game)"]
+    assert [(r.key, r.label, r.group) for r in train] == [
+        ("train/passing_American_football_(in_game)/-3B32lodo2M_000059_000069.mp4", 2,
+         "-3B32lodo2M"),
+        ("train/air drumming/--nQbRBEz2s_000104_000114.mp4", 0, "--nQbRBEz2s"),
+        ("train/massaging_person's_head/zzzzzzzzzzz_000003_000013.mp4", 1, "zzzzzzzzzzz"),
+        ("train/passing_American_football_(in_game)/a_b-c_d_e_000000_000010.mp4", 2,
+         "a_b-c_d_e")]
+    assert train[0].path == videos / train[0].key
+    assert train.missing == [f"{annotations / 'train.csv'}:6: video "
+                             f"'gone_from_yt_000005_000015.mp4' not found in {videos / 'train'} "
+                             "(flat or in a class folder)"]
+    # "test" is the validation CSV; a '.part' download is no video.
+    with pytest.warns(UserWarning, match="1 listed videos are missing"):
+        test = Kinetics(videos, annotations, subset="test")
+    assert [(r.key, r.label) for r in test] == [("val/---QUuC4vJs_000084_000094.mp4", 0),
+                                                ("val/xxxxxxxxxxx_000010_000020.mp4", 2)]
+    assert test.classes == train.classes and "validate.csv:4: video 'partial_" in test.missing[0]
+    with pytest.warns(UserWarning, match="2 listed videos are missing"):
+        assert len(Kinetics(videos, annotations, subset="all")) == 6
+
+
+def test_kinetics_clip_in_several_folders_takes_its_label_folder(kinetics):
+    videos, annotations = kinetics
+    # The CVDF names (val.csv, split "val") and the same clip flat and in two class folders.
+    (annotations / "validate.csv").rename(annotations / "val.csv")
+    _touch(videos, "val/air_drumming/xxxxxxxxxxx_000010_000020.mp4",
+           "val/Passing American Football (In Game)/xxxxxxxxxxx_000010_000020.mp4")
+    with pytest.warns(UserWarning):
+        test = Kinetics(videos, annotations, subset="test")
+    assert test[1].key == "val/Passing American Football (In Game)/xxxxxxxxxxx_000010_000020.mp4"
+    (videos / "val").rename(videos / "validate")
+    with pytest.warns(UserWarning):
+        assert Kinetics(videos, annotations, subset="test")[0].key.startswith("validate/")
+
+
+@pytest.mark.parametrize("csv_name, lines, message", [
+    ("train.csv", ["label,youtube_id,time_start,split", "abseiling,x,1,train"],
+     "train.csv: missing column 'time_end' (header 'label,youtube_id,time_start,split'; "
+     "expected label,youtube_id,time_start,time_end,...)"),
+    ("validate.csv", [K700_HEADER, "air drumming,---QUuC4vJs,84,94,validate",
+                      "juggling balls,y,1,11,validate"],
+     "validate.csv:3: unknown label 'juggling balls' (not in "),
+    ("validate.csv", [K700_HEADER, "air drumming,---QUuC4vJs,84.5,94,validate"],
+     "validate.csv:2: time_start '84.5' is not a whole number of seconds"),
+    ("validate.csv", [K700_HEADER, ",---QUuC4vJs,84,94,validate"],
+     "validate.csv:2: empty label or youtube_id"),
+    ("validate.csv", [], "validate.csv: missing column 'label', 'youtube_id'"),
+])
+def test_kinetics_bad_csv_is_one_line_naming_the_file(kinetics, csv_name, lines, message):
+    videos, annotations = kinetics
+    _write(annotations / csv_name, *lines)
+    with pytest.raises(PlayspeedError, match="^" + re.escape(str(annotations / csv_name))) as err:
+        Kinetics(videos, annotations, subset="all")
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_kinetics_files_not_where_expected(kinetics, tmp_path):
+    videos, annotations = kinetics
+    (annotations / "validate.csv").unlink()
+    with pytest.raises(PlayspeedError, match=f"{annotations}: no validate.csv or val.csv here "
+                                             r"\(the Kinetics annotation CSVs\)"):
+        Kinetics(videos, annotations, subset="test")
+    with pytest.raises(PlayspeedError, match="nowhere: annotation folder not found "
+                                             r"\(expected Kinetics annotation CSVs in it\)"):
+        Kinetics(videos, tmp_path / "nowhere")
+    (videos / "train").rename(videos / "training")
+    with pytest.raises(PlayspeedError, match=f"{videos}: no folder for the clips of train.csv "
+                                             rf"\(expected {videos / 'train'}/\)"):
+        Kinetics(videos, annotations)
+    with pytest.raises(PlayspeedError, match="has one official split; split must be 1"):
+        build_records("kinetics", videos=videos, splits=annotations, split=2)
+
+
+# --- Something-Something v2: labels.json and the split JSONs, <id>.webm ---
+
+
+def _json(path: Path, payload) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload))
+    return path
+
+
+SSV2_LABELS = {"Pushing something from right to left": "1",
+               "Pushing something from left to right": "0",
+               "Putting something next to something": "2"}
+
+
+def _ssv2_entry(video_id, template, *things):
+    filled = template
+    for thing in things:
+        filled = filled.replace("[something]", thing, 1)
+    return {"id": str(video_id), "label": filled.lower(), "template": template,
+            "placeholders": list(things)}
+
+
+@pytest.fixture
+def ssv2(tmp_path):
+    videos, annotations = tmp_path / "20bn-something-something-v2", tmp_path / "labels"
+    _touch(videos, "78687.webm", "1.webm", "220847.webm", "5.webm", "9.webm")
+    _json(annotations / "something-something-v2-labels.json", SSV2_LABELS)
+    _json(annotations / "something-something-v2-train.json", [
+        _ssv2_entry(78687, "Putting [something] next to [something]", "potato", "bottle"),
+        _ssv2_entry(1, "Pushing [something] from left to right", "a pen"),
+        # A template whose case differs from labels.json still finds its class.
+        _ssv2_entry(220847, "Pushing [Something] from right to left", "a cup"),
+        _ssv2_entry(404, "Pushing [something] from left to right", "a box")])
+    _json(annotations / "something-something-v2-validation.json", [
+        _ssv2_entry(5, "Pushing [something] from right to left", "keys"),
+        _ssv2_entry(9, "Putting [something] next to [something]", "a mug", "a book")])
+    _json(annotations / "something-something-v2-test.json", [{"id": "5"}])
+    return videos, annotations
+
+
+def test_ssv2_subsets_labels_and_missing(ssv2):
+    videos, annotations = ssv2
+    with pytest.warns(UserWarning, match="1 listed videos are missing"):
+        train = SSv2(videos, annotations)
+    assert train.classes == ["Pushing something from left to right",
+                             "Pushing something from right to left",
+                             "Putting something next to something"]
+    assert [(r.key, r.label, r.group) for r in train] == [("78687.webm", 2, None),
+                                                          ("1.webm", 0, None),
+                                                          ("220847.webm", 1, None)]
+    assert train.missing == [f"{annotations / 'something-something-v2-train.json'}: entry 3: "
+                             f"video '404.webm' not found in {videos}"]
+    test = SSv2(videos, annotations, subset="test")  # the validation JSON
+    assert [(r.key, r.label) for r in test] == [("5.webm", 1), ("9.webm", 2)]
+    with pytest.warns(UserWarning):
+        assert len(build_records("ssv2", videos=videos, splits=annotations, subset="all")) == 5
+
+
+def test_ssv2_reads_the_later_release_names(ssv2):
+    videos, annotations = ssv2
+    for part in ("labels", "train", "validation"):
+        (annotations / f"something-something-v2-{part}.json").rename(annotations / f"{part}.json")
+    assert [r.key for r in SSv2(videos, annotations, subset="test")] == ["5.webm", "9.webm"]
+
+
+@pytest.mark.parametrize("name, payload, message", [
+    ("something-something-v2-train.json", {"id": "1"},
+     "train.json: expected a JSON list of videos, got a dict"),
+    ("something-something-v2-validation.json", [_ssv2_entry(5, "Spinning [something]", "x")],
+     "validation.json: entry 0 (id 5): unknown label 'Spinning something' (not in "),
+    ("something-something-v2-validation.json", [{"id": "5", "label": "pushing"}],
+     "validation.json: entry 0: expected an object with 'id' and 'template'"),
+    ("something-something-v2-labels.json", ["Pushing something from left to right"],
+     "labels.json: expected a JSON object mapping each template to its class index, got a list"),
+    ("something-something-v2-labels.json", {"Pushing something": "0", "Putting something": "2"},
+     "labels.json: class indices must run 0..1 without gaps"),
+    ("something-something-v2-labels.json", {"Pushing something": "zero"},
+     "labels.json: template 'Pushing something' has index 'zero'"),
+])
+def test_ssv2_bad_json_is_one_line_naming_the_file(ssv2, name, payload, message):
+    videos, annotations = ssv2
+    _json(annotations / name, payload)
+    with pytest.raises(PlayspeedError, match="^" + re.escape(str(annotations / name))) as err:
+        SSv2(videos, annotations, subset="all")
+    assert message in str(err.value)
+
+
+def test_ssv2_files_not_where_expected(ssv2, tmp_path):
+    videos, annotations = ssv2
+    (annotations / "something-something-v2-validation.json").write_text("[{")
+    with pytest.raises(PlayspeedError, match="validation.json: not valid JSON"):
+        SSv2(videos, annotations, subset="test")
+    (annotations / "something-something-v2-labels.json").unlink()
+    with pytest.raises(PlayspeedError, match=f"{annotations}: no something-something-v2-labels"
+                                             r".json or labels.json here \(the SSv2 label JSON\)"):
+        SSv2(videos, annotations)
+    with pytest.raises(PlayspeedError, match="nowhere: videos folder not found"):
+        SSv2(tmp_path / "nowhere", annotations)

@@ -1,20 +1,27 @@
-"""Video records from the official UCF-101 / HMDB-51 split files or from a folder tree.
+"""Video records from the official split and annotation files of UCF-101, HMDB-51,
+Kinetics-400/600/700 and Something-Something v2, or from a folder tree.
 
 A dataset is a sequence of :class:`VideoRecord` with 0-based integer labels and a
 ``classes`` list; nothing downstream parses file names. Class and file names are matched
 against the disk case-insensitively (the real UCF-101 has ``HandStandPushups`` folders but
 ``HandstandPushups`` in classInd.txt); a record's ``key`` is its path as found on disk.
-Bad split files raise :class:`PlayspeedError` naming the file and line.
+Bad split or annotation files raise :class:`PlayspeedError` naming the file and line (or
+entry). Kinetics and SSv2 are downloaded video by video, and several percent of Kinetics
+is gone from YouTube: their listed-but-absent videos are always skipped and listed in
+``missing``, never an error.
 """
 
 from __future__ import annotations
 
+import csv
+import json
 import os
 import re
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from playspeed.config import DATASETS
 from playspeed.data.records import VideoRecord
 from playspeed.data.video import VIDEO_EXTENSIONS
 from playspeed.errors import PlayspeedError
@@ -74,6 +81,10 @@ class _Disk:
 def _check_choice(split: int, subset: str) -> None:
     if split not in SPLITS:
         raise PlayspeedError(f"split must be 1, 2 or 3, got {split!r}")
+    _check_subset(subset)
+
+
+def _check_subset(subset: str) -> None:
     if subset not in SUBSETS:
         raise PlayspeedError(f"subset must be one of {', '.join(SUBSETS)}, got {subset!r}")
 
@@ -265,30 +276,288 @@ class VideoFolder(VideoDataset):
                         f"{list_file}:{number}: video {entry!r} is outside {root}") from None
 
 
-DATASETS = ("ucf101", "hmdb51", "folder")
+def _video_stem(name: str) -> str | None:
+    """``name`` without its video ending; None for hidden files and other endings."""
+    suffix = Path(name).suffix
+    if name.startswith(".") or suffix.lower() not in VIDEO_EXTENSIONS:
+        return None
+    return name[: -len(suffix)]
+
+
+def _videos_by_stem(folder: Path) -> dict[str, list[str]]:
+    """Every video directly in ``folder`` or one folder down, by file name without its
+    ending: stem -> paths relative to ``folder`` (sorted, flat ones first). One listing per
+    folder: 240k Kinetics clips take a second, where a lookup per clip would take minutes
+    on a network filesystem."""
+    found: dict[str, list[str]] = {}
+    subfolders = []
+    with os.scandir(folder) as entries:
+        for entry in sorted(entries, key=lambda e: e.name):
+            if entry.name.startswith("."):
+                continue
+            if entry.is_dir():
+                subfolders.append(entry.name)
+            elif (stem := _video_stem(entry.name)) is not None:
+                found.setdefault(stem, []).append(entry.name)
+    for sub in subfolders:
+        with os.scandir(folder / sub) as entries:
+            for entry in sorted(entries, key=lambda e: e.name):
+                if (stem := _video_stem(entry.name)) is not None and entry.is_file():
+                    found.setdefault(stem, []).append(f"{sub}/{entry.name}")
+    return found
+
+
+def _folder_key(name: str) -> str:
+    """A class name as folder names spell it in any of the usual downloads: the CSV's
+    ``passing American football (in game)``, CVDF's folders (the same), mmaction2's renamed
+    ``passing_American_football_(in_game)`` and scripts that also drop the brackets all give
+    ``passing_american_football_in_game``."""
+    return re.sub(r"[^0-9a-z]+", "_", name.lower()).strip("_")
+
+
+def _annotation_file(folder: Path, names: Sequence[str], what: str) -> Path:
+    """The first of ``names`` present in ``folder``; an error saying what is expected where."""
+    for name in names:
+        if (folder / name).is_file():
+            return folder / name
+    if not folder.is_dir():
+        raise PlayspeedError(f"{folder}: annotation folder not found (expected {what} in it)")
+    raise PlayspeedError(f"{folder}: no {' or '.join(names)} here (the {what})")
+
+
+class Kinetics(VideoDataset):
+    """Kinetics-400/600/700, ``subset`` "train", "test" (the validation clips: the field's
+    test set, as the official test labels were long held out) or "all" (both).
+
+    ``splits`` holds the official annotation CSVs: ``train.csv`` and ``validate.csv``
+    (DeepMind's archives) or ``val.csv`` (CVDF's mirror), with the columns ``label``,
+    ``youtube_id``, ``time_start`` and ``time_end`` (whole seconds); the others of each
+    release (``split``; ``is_cc`` in Kinetics-400) are not needed, and ``test.csv`` (no
+    labels in most releases) is not read. Classes are train.csv's labels, sorted; labels
+    index them. Clips are ``<youtube_id>_<start:06d>_<end:06d>.mp4`` (any video ending) in
+    ``videos/train`` and ``videos/validate`` or ``videos/val``, per file either directly in
+    that folder (CVDF's layout) or in a class folder below it (the ActivityNet downloader,
+    CVDF's ``arrange_by_classes.py``, mmaction2's underscored names): a clip is found by its
+    file name, and only where the same name lies in several folders does the one named like
+    its label (compared by :func:`_folder_key`) win, then the flat one. Listed clips that
+    are not on disk are skipped and listed in ``missing``. A record's ``group`` is its
+    YouTube video, so a hold-out never splits the clips of one video.
+    """
+
+    COLUMNS = ("label", "youtube_id", "time_start", "time_end")
+    _CSVS = {"train": [("train.csv",)], "test": [("validate.csv", "val.csv")],
+             "all": [("train.csv",), ("validate.csv", "val.csv")]}
+    _FOLDERS = {"train.csv": ("train",), "validate.csv": ("validate", "val"),
+                "val.csv": ("val", "validate")}
+
+    def __init__(self, videos: str | os.PathLike, splits: str | os.PathLike, *,
+                 subset: str = "train") -> None:
+        _check_subset(subset)
+        videos, splits = Path(videos), Path(splits)
+        if not videos.is_dir():
+            raise PlayspeedError(f"{videos}: videos folder not found")
+        train_csv = _annotation_file(splits, ("train.csv",), "Kinetics annotation CSVs")
+        classes = sorted({row["label"] for _, row in self._rows(train_csv)})
+        lookup = {name: label for label, name in enumerate(classes)}
+        records, missing, seen = [], [], set()
+        for names in self._CSVS[subset]:
+            csv_file = _annotation_file(splits, names, "Kinetics annotation CSVs")
+            folder = self._clip_folder(videos, csv_file.name)
+            on_disk = _videos_by_stem(videos / folder)
+            for line, row in self._rows(csv_file):
+                label = lookup.get(row["label"])
+                if label is None:
+                    raise PlayspeedError(f"{csv_file}:{line}: unknown label {row['label']!r} "
+                                         f"(not in {train_csv})")
+                name = (f"{row['youtube_id']}_{row['time_start']:06d}_"
+                        f"{row['time_end']:06d}")
+                found = on_disk.get(name)
+                if not found:
+                    missing.append(f"{csv_file}:{line}: video '{name}.mp4' not found in "
+                                   f"{videos / folder} (flat or in a class folder)")
+                    continue
+                key = f"{folder}/{self._pick(found, row['label'])}"
+                if key not in seen:  # a clip listed twice is one record
+                    seen.add(key)
+                    records.append(VideoRecord(path=videos / key, label=label, key=key,
+                                               group=row["youtube_id"]))
+        _warn_missing(missing, videos)
+        super().__init__(records, classes, missing)
+
+    @classmethod
+    def _rows(cls, path: Path) -> Iterator[tuple[int, dict]]:
+        """(line number, row) of every row, times as ints; bad files raise naming the line."""
+        with open(path, encoding="utf-8-sig", newline="") as handle:
+            reader = csv.DictReader(handle, skipinitialspace=True)
+            header = [name.strip() for name in reader.fieldnames or ()]
+            absent = [name for name in cls.COLUMNS if name not in header]
+            if absent:
+                raise PlayspeedError(
+                    f"{path}: missing column {', '.join(map(repr, absent))} (header "
+                    f"{','.join(header) or '(empty)'!r}; expected {','.join(cls.COLUMNS)},...)")
+            reader.fieldnames = header
+            for row in reader:
+                if not any((value or "").strip() for value in row.values()):
+                    continue
+                where = f"{path}:{reader.line_num}"
+                values = {name: (row.get(name) or "").strip() for name in cls.COLUMNS}
+                if not values["label"] or not values["youtube_id"]:
+                    raise PlayspeedError(f"{where}: empty label or youtube_id")
+                for name in ("time_start", "time_end"):
+                    try:
+                        seconds = float(values[name])
+                    except ValueError:
+                        seconds = -1.0
+                    if seconds < 0 or seconds != int(seconds):
+                        raise PlayspeedError(f"{where}: {name} {values[name]!r} is not a "
+                                             "whole number of seconds")
+                    values[name] = int(seconds)
+                yield reader.line_num, values
+
+    @classmethod
+    def _clip_folder(cls, videos: Path, csv_name: str) -> str:
+        for folder in cls._FOLDERS[csv_name]:
+            if (videos / folder).is_dir():
+                return folder
+        expected = " or ".join(f"{videos / folder}/" for folder in cls._FOLDERS[csv_name])
+        raise PlayspeedError(f"{videos}: no folder for the clips of {csv_name} "
+                             f"(expected {expected})")
+
+    @staticmethod
+    def _pick(paths: list[str], label: str) -> str:
+        if len(paths) > 1:
+            wanted = _folder_key(label)
+            for path in paths:
+                if "/" in path and _folder_key(path.split("/")[0]) == wanted:
+                    return path
+        return paths[0]  # flat ones come first
+
+
+class SSv2(VideoDataset):
+    """Something-Something v2, ``subset`` "train", "test" (the validation videos: the test
+    set's labels were never released) or "all" (both).
+
+    ``splits`` holds the official annotation JSONs, named as in the original release
+    (``something-something-v2-labels.json``, ``-train.json``, ``-validation.json``) or the
+    later one (``labels.json``, ``train.json``, ``validation.json``). ``labels.json`` maps
+    each template (``Pushing something from left to right``) to its class index (a string,
+    0-based); the split files are lists of ``{"id", "label", "template", "placeholders"}``
+    whose ``template`` has its placeholders in brackets (``Pushing [something] from left to
+    right``): the label is that template with the brackets removed, looked up in
+    labels.json, as the official baseline and mmaction2 do (an exact match, else one
+    ignoring case). Classes are the templates in index order. Videos are ``videos/<id>.webm``
+    (VP9; any video ending is accepted, for transcoded copies). Listed videos not on disk
+    are skipped and listed in ``missing``.
+    """
+
+    _FILES = {part: (f"something-something-v2-{part}.json", f"{part}.json")
+              for part in ("labels", "train", "validation")}
+    _SUBSETS = {"train": ("train",), "test": ("validation",), "all": ("train", "validation")}
+
+    def __init__(self, videos: str | os.PathLike, splits: str | os.PathLike, *,
+                 subset: str = "train") -> None:
+        _check_subset(subset)
+        videos, splits = Path(videos), Path(splits)
+        if not videos.is_dir():
+            raise PlayspeedError(f"{videos}: videos folder not found")
+        labels_file = _annotation_file(splits, self._FILES["labels"], "SSv2 label JSON")
+        classes = self._read_classes(labels_file)
+        lookup = {name: label for label, name in enumerate(classes)}
+        folded = {name.casefold(): label for label, name in enumerate(classes)}
+        on_disk = {stem: paths[0] for stem, paths in _videos_by_stem(videos).items()
+                   if "/" not in paths[0]}
+        records, missing, seen = [], [], set()
+        for part in self._SUBSETS[subset]:
+            split_file = _annotation_file(splits, self._FILES[part], f"SSv2 {part} JSON")
+            for index, entry in enumerate(self._read_list(split_file)):
+                where = f"{split_file}: entry {index}"
+                if not isinstance(entry, dict) or "id" not in entry or "template" not in entry:
+                    raise PlayspeedError(f"{where}: expected an object with 'id' and "
+                                         f"'template', got {json.dumps(entry)[:80]}")
+                template = str(entry["template"]).replace("[", "").replace("]", "")
+                label = lookup.get(template, folded.get(template.casefold()))
+                if label is None:
+                    raise PlayspeedError(f"{where} (id {entry['id']}): unknown label "
+                                         f"{template!r} (not in {labels_file})")
+                name = on_disk.get(str(entry["id"]))
+                if name is None:
+                    missing.append(f"{where}: video '{entry['id']}.webm' not found in {videos}")
+                    continue
+                if name not in seen:
+                    seen.add(name)
+                    records.append(VideoRecord(path=videos / name, label=label, key=name))
+        _warn_missing(missing, videos)
+        super().__init__(records, classes, missing)
+
+    @staticmethod
+    def _load(path: Path):
+        try:
+            with open(path, encoding="utf-8") as handle:
+                return json.load(handle)
+        except json.JSONDecodeError as err:
+            raise PlayspeedError(f"{path}: not valid JSON ({err})") from None
+
+    @classmethod
+    def _read_list(cls, path: Path) -> list:
+        entries = cls._load(path)
+        if not isinstance(entries, list):
+            raise PlayspeedError(f"{path}: expected a JSON list of videos, got a "
+                                 f"{type(entries).__name__}")
+        return entries
+
+    @classmethod
+    def _read_classes(cls, path: Path) -> list[str]:
+        mapping = cls._load(path)
+        if not isinstance(mapping, dict):
+            raise PlayspeedError(f"{path}: expected a JSON object mapping each template to "
+                                 f"its class index, got a {type(mapping).__name__}")
+        names: dict[int, str] = {}
+        for template, index in mapping.items():
+            if not str(index).isdigit() or int(index) in names:
+                raise PlayspeedError(f"{path}: template {template!r} has index {index!r} "
+                                     "(expected distinct indices 0, 1, ...)")
+            names[int(index)] = template
+        if sorted(names) != list(range(len(names))):
+            raise PlayspeedError(f"{path}: class indices must run 0..{len(names) - 1} "
+                                 "without gaps")
+        return [names[i] for i in range(len(names))]
+
+
+#: Datasets read from split or annotation files that name one official split.
+SINGLE_SPLIT = {"kinetics": Kinetics, "ssv2": SSv2}
 
 
 def build_records(dataset: str, *, videos: str | os.PathLike,
                   splits: str | os.PathLike | None = None, split: int = 1,
                   subset: str = "train", skip_missing: bool = False,
                   list_file: str | os.PathLike | None = None) -> VideoDataset:
-    """The records of ``dataset`` ("ucf101", "hmdb51" or "folder"), as named in configs.
+    """The records of ``dataset`` (a name in :data:`playspeed.config.DATASETS`).
 
-    ``split``, ``subset`` and ``skip_missing`` apply to the two official datasets,
+    ``split`` and ``skip_missing`` apply to UCF-101 and HMDB-51 (Kinetics and SSv2 have
+    one split and always skip missing videos), ``subset`` to all four official datasets,
     ``list_file`` to "folder".
     """
-    if dataset == "folder":
-        return VideoFolder(videos, list_file=list_file)
     if dataset not in DATASETS:
         raise PlayspeedError(f"unknown dataset {dataset!r} (choose from {', '.join(DATASETS)})")
+    if dataset == "folder":
+        return VideoFolder(videos, list_file=list_file)
     if splits is None:
-        raise PlayspeedError(f"dataset {dataset!r} needs the folder of its official split files")
+        raise PlayspeedError(f"dataset {dataset!r} needs the folder of its official split or "
+                             "annotation files (--splits, data.splits)")
+    if dataset in SINGLE_SPLIT:
+        if split != 1:
+            raise PlayspeedError(f"dataset {dataset!r} has one official split; split must "
+                                 f"be 1, got {split!r}")
+        return SINGLE_SPLIT[dataset](videos, splits, subset=subset)
     cls = UCF101 if dataset == "ucf101" else HMDB51
     return cls(videos, splits, split=split, subset=subset, skip_missing=skip_missing)
 
 
 def split_numbers(dataset: str, splits: str | os.PathLike) -> list[int]:
-    """The official splits (1-3) whose files are present in ``splits``."""
+    """The official splits (1-3) whose files are present in ``splits``; [1] for the
+    single-split datasets."""
+    if dataset in SINGLE_SPLIT:
+        return [1]
     splits = Path(splits)
     if dataset == "ucf101":
         pattern = re.compile(r"(?:train|test)list0([123])\.txt$")

@@ -20,7 +20,13 @@ from pathlib import Path
 import av
 from tqdm import tqdm
 
-from playspeed.data.datasets import VideoFolder, VideoRecord, build_records, split_numbers
+from playspeed.data.datasets import (
+    SINGLE_SPLIT,
+    VideoFolder,
+    VideoRecord,
+    build_records,
+    split_numbers,
+)
 from playspeed.data.store import (
     FORMATS,
     FRAMES_DIR,
@@ -82,10 +88,12 @@ def records_to_prepare(dataset: str, *, videos: str | os.PathLike,
     """Every video a store for ``dataset`` needs, and the listed-but-missing ones.
 
     With ``splits``, the videos named by any of the official split files present there
-    (train, test and unused, all splits), each checked to exist; without, every video
-    found under ``videos``.
+    (UCF-101, HMDB-51: train, test and unused, all splits; Kinetics: train.csv and the
+    validation CSV; SSv2: the train and validation JSONs; test lists without labels are
+    not read), each checked to exist; without (UCF-101, HMDB-51, folder), every video found
+    under ``videos``.
     """
-    if dataset == "folder" or splits is None:
+    if dataset == "folder" or (splits is None and dataset not in SINGLE_SPLIT):
         return list(VideoFolder(videos, list_file=list_file)), []
     records: dict[str, VideoRecord] = {}
     missing: dict[str, str] = {}
