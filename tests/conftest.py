@@ -165,3 +165,132 @@ def save_untrained_checkpoint(config, path, *, task="pretrain", change=None, **e
 def untrained_checkpoint():
     """:func:`save_untrained_checkpoint`, for tests outside this file."""
     return save_untrained_checkpoint
+
+
+@pytest.fixture(scope="session")
+def tiny_settings():
+    """:data:`TINY_OVERRIDES` alone (no dataset): the tiny sizes for a run on any data."""
+    return list(TINY_OVERRIDES)
+
+
+# --- tiny Kinetics- and SSv2-format datasets of real encoded videos (issue 29) ---
+
+#: Kinetics labels (spaces, brackets, an apostrophe, as in the real ones) -> the synthetic
+#: motion their clips show.
+KINETICS_CLASSES = {"air drumming": "MoveLeft", "massaging person's head": "Grow",
+                    "passing American football (in game)": "MoveRight"}
+#: SSv2 templates (placeholders in brackets; one with commas, as in the real ones) -> motion.
+SSV2_TEMPLATES = {"Pushing [something] from left to right": "MoveRight",
+                  "Pushing [something] from right to left": "MoveLeft",
+                  "Putting [something], [something] and [something] on the table": "Grow"}
+TINY_VIDEO = {"size": (64, 48), "frames": 40}  # W x H, frames: enough for 8-frame clips at 4x
+
+
+def _write_tiny_video(path, motion, seed, *, codec, options):
+    """A 40-frame 64x48 synthetic video of ``motion``, encoded with ``codec``."""
+    from playspeed.data.synthetic import draw_look, render
+    from playspeed.data.video import write_video
+
+    rng = np.random.default_rng(seed)
+    look = draw_look(rng, TINY_VIDEO["size"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_video(path, render(motion, look=look, rng=rng, size=TINY_VIDEO["size"],
+                             num_frames=TINY_VIDEO["frames"]), codec=codec, options=options)
+
+
+def write_kinetics(root, *, train_per_class=4, val_per_class=2):
+    """A Kinetics-400-format set under ``root`` in both folder layouts; returns its paths.
+
+    ``annotations/train.csv`` (Kinetics-400's header with ``is_cc``, labels quoted),
+    ``annotations/validate.csv`` (Kinetics-700's header, split "validate") and
+    ``annotations/test.csv`` (no labels); H.264 clips ``<youtube_id>_<start:06d>_<end:06d>.mp4``
+    in ``videos/train/<label, spaces as underscores>/`` (class folders, as mmaction2 renames
+    them) and flat in ``videos/val/`` (as CVDF ships them). Each of train and validate lists
+    one clip more that is not on disk (gone from YouTube): ``missing``.
+    """
+    root = Path(root)
+    videos, annotations = root / "videos", root / "annotations"
+    annotations.mkdir(parents=True, exist_ok=True)
+    missing = []
+    for split, per_class, csv_name in (("train", train_per_class, "train.csv"),
+                                       ("validate", val_per_class, "validate.csv")):
+        rows = []
+        for label_index, (label, motion) in enumerate(sorted(KINETICS_CLASSES.items())):
+            for clip in range(per_class):
+                youtube_id = f"-{label_index}{split[0]}_{clip:07d}"  # 11 characters, '-' and '_'
+                start = 10 * clip + 3
+                name = f"{youtube_id}_{start:06d}_{start + 10:06d}.mp4"
+                path = (videos / "train" / label.replace(" ", "_") / name if split == "train"
+                        else videos / "val" / name)
+                _write_tiny_video(path, motion, [label_index, clip, split == "train"],
+                                  codec="libx264", options={"preset": "ultrafast"})
+                rows.append([label, youtube_id, start, start + 10, split])
+        rows.append([sorted(KINETICS_CLASSES)[0], f"gone{split[0]}_taken", 0, 10, split])
+        missing.append(f"gone{split[0]}_taken_000000_000010.mp4")
+        if split == "train":  # Kinetics-400 quotes the labels with spaces, adds is_cc
+            lines = ["label,youtube_id,time_start,time_end,split,is_cc"] + [
+                ",".join([f'"{row[0]}"' if " " in row[0] else row[0], *map(str, row[1:]), "0"])
+                for row in rows]
+        else:
+            lines = ["label,youtube_id,time_start,time_end,split"] + [
+                ",".join(map(str, row)) for row in rows]
+        (annotations / csv_name).write_text("\n".join(lines) + "\n")
+    (annotations / "test.csv").write_text("youtube_id,time_start,time_end,split\n"
+                                          "testonly___,0,10,test\n")
+    return {"videos": videos, "annotations": annotations, "missing": missing,
+            "train": train_per_class * len(KINETICS_CLASSES),
+            "test": val_per_class * len(KINETICS_CLASSES)}
+
+
+def write_ssv2(root, *, train_per_class=4, val_per_class=2):
+    """An SSv2-format set under ``root``; returns its paths.
+
+    ``annotations/something-something-v2-{labels,train,validation,test}.json`` as
+    released (labels: template -> index as a string; the split lists: ``id``, ``label``,
+    ``template`` with bracketed placeholders, ``placeholders``; test: ``id`` only) and VP9
+    videos ``20bn-something-something-v2/<id>.webm``. Train and validation each list one
+    video more that is not on disk: ``missing``.
+    """
+    import json
+
+    root = Path(root)
+    videos, annotations = root / "20bn-something-something-v2", root / "annotations"
+    annotations.mkdir(parents=True, exist_ok=True)
+    templates = sorted(SSV2_TEMPLATES)
+    labels = {t.replace("[", "").replace("]", ""): str(i) for i, t in enumerate(templates)}
+    (annotations / "something-something-v2-labels.json").write_text(json.dumps(labels, indent=1))
+    next_id, missing = 1, []
+    for part, per_class in (("train", train_per_class), ("validation", val_per_class)):
+        entries = []
+        for index, template in enumerate(templates):
+            for clip in range(per_class):
+                things = ["a cup", "a pen", "a box"][: template.count("[something]")]
+                filled = template
+                for thing in things:
+                    filled = filled.replace("[something]", thing, 1)
+                entries.append({"id": str(next_id), "label": filled.lower(),
+                                "template": template, "placeholders": things})
+                _write_tiny_video(videos / f"{next_id}.webm", SSV2_TEMPLATES[template],
+                                  [index, clip, part == "train", 7], codec="libvpx-vp9",
+                                  options={"deadline": "realtime", "cpu-used": "8"})
+                next_id += 1
+        entries.append({"id": str(next_id), "label": "pushing a lid from left to right",
+                        "template": templates[0], "placeholders": ["a lid"]})
+        missing.append(f"{next_id}.webm")
+        next_id += 1
+        (annotations / f"something-something-v2-{part}.json").write_text(json.dumps(entries))
+    (annotations / "something-something-v2-test.json").write_text(json.dumps([{"id": "999"}]))
+    return {"videos": videos, "annotations": annotations, "missing": missing,
+            "train": train_per_class * len(templates), "test": val_per_class * len(templates)}
+
+
+@pytest.fixture(scope="session")
+def kinetics_root(tmp_path_factory):
+    """:func:`write_kinetics` into a session folder. Read-only: copy it to change it."""
+    return write_kinetics(tmp_path_factory.mktemp("kinetics"))
+
+
+@pytest.fixture(scope="session")
+def ssv2_root(tmp_path_factory):
+    """:func:`write_ssv2` into a session folder. Read-only: copy it to change it."""
+    return write_ssv2(tmp_path_factory.mktemp("ssv2"))
