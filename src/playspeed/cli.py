@@ -110,6 +110,10 @@ def _build_parser(handlers: dict[str, Callable[[argparse.Namespace], int | None]
     p.add_argument("--skip-missing", action="store_true",
                    help="skip videos named in the split files but absent (counted as warnings; "
                         "kinetics, ssv2: always)")
+    p.add_argument("--shard", default=None, metavar="I/N",
+                   help="prepare every N-th video from the I-th (0-based) into the shared "
+                        "--out, e.g. 0/4 to 3/4 on four machines; the last to finish merges "
+                        "the store's index (rerun a killed shard to resume)")
 
     p = command("pretrain", "pretext training: predict playback speed and direction")
     p.add_argument("--config", required=True, help="YAML file, or a built-in name")
@@ -216,21 +220,44 @@ def _run_synth(args: argparse.Namespace) -> int:
 def _run_prepare(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from playspeed.data.prepare import REPORT, prepare_dataset
+    from playspeed.data.prepare import REPORT, prepare_dataset, shard_report
 
+    shard = _parse_shard(args.shard) if args.shard else None
     report = prepare_dataset(
         args.dataset, videos=args.videos, out=args.out, splits=args.splits,
         list_file=args.list_file, skip_missing=args.skip_missing, fmt=args.format,
         quality=args.quality, short_side=128 if args.short_side else None,
         **({"resize": tuple(args.resize)} if args.resize else {}),
-        workers=args.workers, log=lambda line: tqdm.write(line, file=sys.stderr))
-    if report.available == 0:
+        workers=args.workers, shard=shard, log=lambda line: tqdm.write(line, file=sys.stderr))
+    written = args.out / (REPORT if shard is None else shard_report(*shard))
+    if report.requested and report.available == 0:
         raise PlayspeedError(f"{args.out}: no video could be prepared "
-                             f"({len(report.failed)} unreadable, see {args.out / REPORT})")
-    print(f"{args.out}: {len(report.prepared)} videos prepared, "
-          f"{report.already_prepared} already there; {report.num_warnings} warnings"
-          + (f" (see {args.out / REPORT})" if report.num_warnings else ""))
+                             f"({len(report.failed)} unreadable, see {written})")
+    line = (f"{args.out}{'' if shard is None else ' shard {}/{}'.format(*shard)}: "
+            f"{len(report.prepared)} videos prepared, {report.already_prepared} already there; "
+            f"{report.num_warnings} warnings")
+    if report.missing:
+        line += f", {len(report.missing)} of them listed videos missing"
+    if report.num_warnings:
+        line += f" (see {written})"
+    if shard is not None:
+        if report.merged:
+            line += f"; all {shard[1]} shards done, index merged ({args.out / REPORT})"
+        elif report.pending:
+            line += (f"; waiting for shard {', '.join(map(str, report.pending))}: the last "
+                     "to finish merges the index")
+        else:
+            line += ("; another shard is merging the index (if none runs, 'prepare' without "
+                     "--shard merges it)")
+    print(line)
     return 0
+
+
+def _parse_shard(text: str) -> tuple[int, int]:
+    index, _, count = text.partition("/")
+    if index.isdigit() and count.isdigit() and int(index) < int(count):
+        return int(index), int(count)
+    raise PlayspeedError(f"--shard {text!r}: expected I/N with 0 <= I < N, e.g. 0/4")
 
 # --- sampling commands (show) ---
 

@@ -1,5 +1,10 @@
 import json
+import os
 import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import av
 import pytest
@@ -7,8 +12,23 @@ import pytest
 import playspeed.data.prepare as prepare
 from playspeed.cli import main
 from playspeed.data.datasets import UCF101
-from playspeed.data.prepare import REPORT, prepare_dataset, prepare_store, records_to_prepare
-from playspeed.data.store import FRAMES_DIR, INDEX, JOURNAL, FrameStore, frames_path
+from playspeed.data.prepare import (
+    MERGE_LOCK,
+    REPORT,
+    prepare_dataset,
+    prepare_store,
+    records_to_prepare,
+    shard_report,
+)
+from playspeed.data.store import (
+    FRAMES_DIR,
+    INDEX,
+    JOURNAL,
+    FrameStore,
+    frames_path,
+    shard_journal,
+    temporary_files,
+)
 from playspeed.errors import PlayspeedError
 
 
@@ -171,3 +191,220 @@ def test_missing_listed_videos_fail_or_warn(synth_root, tmp_path, capsys):
     captured = capsys.readouterr()
     assert "12 videos prepared, 0 already there; 1 warnings" in captured.out
     assert "warning: " in captured.err and "v_MoveLeft_g09_c01.avi" in captured.err
+
+
+# --- Kinetics and SSv2: missing videos are listed, never fatal ---
+
+
+@pytest.mark.parametrize("dataset", ["kinetics", "ssv2"])
+def test_missing_videos_are_counted_listed_and_skipped(dataset, kinetics_root, ssv2_root,
+                                                       tmp_path, capsys, monkeypatch):
+    data = {"kinetics": kinetics_root, "ssv2": ssv2_root}[dataset]
+    monkeypatch.setattr(prepare, "MISSING_SHOWN", 1)
+    out = tmp_path / "store"
+    assert main(["prepare", "--dataset", dataset, "--videos", str(data["videos"]),
+                 "--splits", str(data["annotations"]), "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    total = data["train"] + data["test"]
+    assert (f"{total} videos prepared, 0 already there; 2 warnings, 2 of them listed videos "
+            f"missing (see {out / REPORT})") in captured.out
+    report = json.loads((out / REPORT).read_text())
+    assert report["num_missing"] == 2 and report["failed"] == []
+    assert [line.split("video '")[1].split("'")[0] for line in report["missing"]] == \
+        data["missing"]
+    # One missing video named as the run starts (MISSING_SHOWN), the rest counted.
+    assert f"warning: {report['missing'][0]}" in captured.err
+    assert "... and 1 more listed videos missing (all in the report)" in captured.err
+    store = FrameStore(out)
+    assert len(store) == total
+    assert {store.num_frames(key) for key in store.keys()} == {40}  # H.264 / VP9, all decoded
+
+
+# --- sharded preparation ---
+
+
+def _kinetics(kinetics_root, **kwargs):
+    return dict(videos=kinetics_root["videos"], splits=kinetics_root["annotations"], **kwargs)
+
+
+@pytest.fixture(scope="module")
+def kinetics_store(kinetics_root, tmp_path_factory):
+    """``kinetics_root`` prepared in one unsharded run: what every sharded run must equal."""
+    out = tmp_path_factory.mktemp("kinetics_store") / "store"
+    prepare_dataset("kinetics", **_kinetics(kinetics_root), out=out, progress=False)
+    return out
+
+
+def _store_bytes(root):
+    """index.json and every .frames file: what must equal between two ways of preparing."""
+    return {key: data for key, data in _snapshot(root).items()
+            if key == INDEX or (key.startswith(f"{FRAMES_DIR}/") and key.endswith(".frames"))}
+
+
+def test_shards_then_an_unsharded_run_merge_into_the_same_store(kinetics_root, kinetics_store,
+                                                                tmp_path):
+    out = tmp_path / "store"
+    keys = FrameStore(kinetics_store).keys()
+    report = prepare_dataset("kinetics", **_kinetics(kinetics_root), out=out, progress=False,
+                             shard=(0, 2))
+    assert report.prepared == keys[0::2] and report.pending == [1] and not report.merged
+    # Only a merge writes index.json; readers see the shard's journal meanwhile.
+    assert json.loads((out / INDEX).read_text())["videos"] == {}
+    assert FrameStore(out).keys() == keys[0::2]
+    assert (out / shard_journal(0, 2)).is_file() and (out / shard_report(0, 2)).is_file()
+    assert not (out / REPORT).exists()
+    # The next prepare without --shard prepares the rest and folds the shard's work in.
+    report = prepare_dataset("kinetics", **_kinetics(kinetics_root), out=out, progress=False)
+    assert report.already_prepared == len(keys[0::2]) and report.prepared == keys[1::2]
+    assert _store_bytes(out) == _store_bytes(kinetics_store)
+    assert sorted(p.name for p in out.iterdir()) == [FRAMES_DIR, INDEX, REPORT]
+
+
+def test_interrupted_shard_resumes_and_the_last_shard_merges(kinetics_root, kinetics_store,
+                                                             tmp_path, monkeypatch):
+    out = tmp_path / "store"
+    keys = FrameStore(kinetics_store).keys()
+    calls = {"frames": 0}
+    to_rgb = prepare.to_rgb
+
+    def interrupted(frame, size):
+        calls["frames"] += 1
+        if calls["frames"] == 2 * 40 + 10:  # a quarter into shard 1's third video
+            raise KeyboardInterrupt
+        return to_rgb(frame, size)
+
+    monkeypatch.setattr(prepare, "to_rgb", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        prepare_dataset("kinetics", **_kinetics(kinetics_root), out=out, progress=False,
+                        shard=(1, 2))
+    monkeypatch.setattr(prepare, "to_rgb", to_rgb)
+    # As a SIGKILL leaves it: the journal's last line cut short, a temporary file; and
+    # shard 0, running on another machine, is writing a video of its own.
+    with open(out / shard_journal(1, 2), "a") as journal:
+        journal.write('{"key": "train/air_dru')
+    own = frames_path(out, keys[5]).with_name(f".{Path(keys[5]).name}.frames.77.tmp")
+    own.write_bytes(b"half a video")
+    theirs = frames_path(out, keys[0]).with_name(f".{Path(keys[0]).name}.frames.99.tmp")
+    theirs.parent.mkdir(parents=True, exist_ok=True)
+    theirs.write_bytes(b"shard 0 at work")
+    assert FrameStore(out).keys() == keys[1::2][:2]
+
+    report = prepare_dataset("kinetics", **_kinetics(kinetics_root), out=out, progress=False,
+                             shard=(1, 2))
+    assert report.already_prepared == 2 and report.prepared == keys[1::2][2:]
+    assert report.pending == [0] and not own.exists() and theirs.exists()
+    theirs.unlink()
+    report = prepare_dataset("kinetics", **_kinetics(kinetics_root), out=out, progress=False,
+                             shard=(0, 2))
+    assert report.merged and report.pending == []
+    assert _store_bytes(out) == _store_bytes(kinetics_store)
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        [FRAMES_DIR, INDEX, REPORT, shard_report(0, 2), shard_report(1, 2)])
+    merged, whole = (json.loads((root / REPORT).read_text()) for root in (out, kinetics_store))
+    assert merged["shards"] == 2 and merged["requested"] == whole["requested"] == len(keys)
+    assert merged["prepared"] + merged["already_prepared"] == len(keys)
+    assert merged["missing"] == whole["missing"] and len(merged["missing"]) == 2
+    # Rerunning a finished shard changes nothing and merges again (the report comes back).
+    assert prepare_dataset("kinetics", **_kinetics(kinetics_root), out=out, progress=False,
+                           shard=(1, 2)).merged
+    assert (out / REPORT).is_file() and _store_bytes(out) == _store_bytes(kinetics_store)
+
+
+def test_merge_lock_lets_one_shard_merge(kinetics_root, kinetics_store, tmp_path, capsys):
+    out = tmp_path / "store"
+    args = ["prepare", "--dataset", "kinetics", "--videos", str(kinetics_root["videos"]),
+            "--splits", str(kinetics_root["annotations"]), "--out", str(out)]
+    assert main([*args, "--shard", "0/2"]) == 0
+    assert "waiting for shard 1: the last to finish merges the index" in capsys.readouterr().out
+    (out / MERGE_LOCK).write_text("")  # another shard, finishing at the same moment, merges
+    assert main([*args, "--shard", "1/2"]) == 0
+    assert "another shard is merging the index" in capsys.readouterr().out
+    assert json.loads((out / INDEX).read_text())["videos"] == {}
+    # A merge killed while holding the lock: the next prepare without --shard merges.
+    assert main(args) == 0
+    assert not (out / MERGE_LOCK).exists() and _store_bytes(out) == _store_bytes(kinetics_store)
+
+
+def test_stale_shard_reports_of_another_video_list_do_not_merge(kinetics_root, tmp_path):
+    out = tmp_path / "store"
+    records, missing = records_to_prepare("kinetics", **_kinetics(kinetics_root))
+    prepare_store(records[:4], out, progress=False, shard=(1, 2))
+    # Shard 1's report is of another list: shard 0 of the full list waits for it.
+    report = prepare_store(records, out, progress=False, shard=(0, 2), missing=missing)
+    assert report.pending == [1] and not report.merged
+
+
+def test_bad_shard_is_refused(kinetics_root, tmp_path, capsys):
+    args = ["prepare", "--dataset", "kinetics", "--videos", str(kinetics_root["videos"]),
+            "--splits", str(kinetics_root["annotations"]), "--out", str(tmp_path / "s")]
+    for shard in ("2/2", "1", "-1/2", "a/b"):
+        assert main([*args, f"--shard={shard}"]) == 2
+        assert capsys.readouterr().err == (f"error: --shard {shard!r}: expected I/N with "
+                                           "0 <= I < N, e.g. 0/4\n")
+    with pytest.raises(PlayspeedError, match=r"shard must be \(I, N\) with 0 <= I < N"):
+        prepare_dataset("kinetics", **_kinetics(kinetics_root), out=tmp_path / "s", shard=(0, 0))
+
+
+# Loaded by the killed shard's interpreter (a sitecustomize module on its PYTHONPATH): it
+# stops the shard for good in the middle of its third video, once two are journaled, and
+# says so in a file, so that the test kills it at a known point, however slow the machine.
+_STOP_IN_THIRD_VIDEO = """
+import os, time
+import playspeed.data.prepare as prepare
+
+_to_rgb, _frames = prepare.to_rgb, [0]
+
+def _stopping(frame, size):
+    _frames[0] += 1
+    if _frames[0] == 2 * 40 + 10:
+        open(os.environ["STOPPED_FILE"], "w").close()
+        time.sleep(600)
+    return _to_rgb(frame, size)
+
+prepare.to_rgb = _stopping
+"""
+
+
+@pytest.mark.slow
+def test_two_shard_processes_one_killed_and_resumed_equal_an_unsharded_store(
+        kinetics_root, kinetics_store, tmp_path):
+    out, stopped = tmp_path / "store", tmp_path / "stopped"
+    keys = FrameStore(kinetics_store).keys()
+    command = [sys.executable, "-m", "playspeed", "prepare", "--dataset", "kinetics",
+               "--videos", str(kinetics_root["videos"]),
+               "--splits", str(kinetics_root["annotations"]), "--out", str(out)]
+    (tmp_path / "stopper").mkdir()
+    (tmp_path / "stopper" / "sitecustomize.py").write_text(_STOP_IN_THIRD_VIDEO)
+    stopping = {**os.environ, "STOPPED_FILE": str(stopped),
+                "PYTHONPATH": os.pathsep.join([str(tmp_path / "stopper"),
+                                               os.environ.get("PYTHONPATH", "")])}
+    second = subprocess.Popen([*command, "--shard", "1/2"], env=stopping, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        first = subprocess.run([*command, "--shard", "0/2"], capture_output=True, text=True,
+                               timeout=300)
+        deadline = time.monotonic() + 300
+        while not stopped.exists():
+            assert second.poll() is None, second.communicate()[1][-2000:]
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        # While shard 1 runs: shard 0 is done and waits for it; the store is readable.
+        assert first.returncode == 0, first.stderr[-2000:]
+        assert "waiting for shard 1: the last to finish merges the index" in first.stdout
+        assert FrameStore(out).keys() == sorted(keys[0::2] + keys[1::2][:2])
+        assert json.loads((out / INDEX).read_text())["videos"] == {}
+        assert list(temporary_files(out).values()) == [keys[1::2][2]]
+    finally:
+        second.kill()  # SIGKILL: no cleanup at all
+        second.communicate()
+    assert not (out / REPORT).exists()
+    resumed = subprocess.run([*command, "--shard", "1/2"], capture_output=True, text=True,
+                             timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert (f"{out} shard 1/2: {len(keys[1::2]) - 2} videos prepared, 2 already there"
+            in resumed.stdout)
+    assert "all 2 shards done, index merged" in resumed.stdout
+    assert _store_bytes(out) == _store_bytes(kinetics_store)
+    assert not temporary_files(out) and not list(out.glob("*.jsonl"))
+    merged = json.loads((out / REPORT).read_text())
+    assert merged["missing"] == json.loads((kinetics_store / REPORT).read_text())["missing"]

@@ -1,12 +1,23 @@
+import json
 import pickle
 
 import numpy as np
 import pytest
 import torch
 
+import playspeed.data.store as store
 from playspeed.data.datasets import UCF101
 from playspeed.data.prepare import prepare_store
-from playspeed.data.store import FrameStore, frames_path, read_frames, write_frames
+from playspeed.data.store import (
+    FrameStore,
+    frames_path,
+    load_index,
+    read_frames,
+    shard_journal,
+    temporary_files,
+    write_frames,
+    write_index,
+)
 from playspeed.data.video import RawVideos, open_video, to_rgb
 from playspeed.errors import PlayspeedError
 
@@ -123,3 +134,62 @@ def test_store_pickles(synth_store):
 def test_frames_path_mirrors_keys(tmp_path):
     assert frames_path(tmp_path, "Class/v_Class_g01_c01.avi") == \
         tmp_path / "frames" / "Class" / "v_Class_g01_c01.avi.frames"
+
+
+# --- shard journals, the merge, and creating a store from several machines at once ---
+
+SETTINGS = {"format": "raw", "quality": None, "resize": None, "short_side": None}
+
+
+def _entry(frames):
+    return {"num_frames": frames, "fps": 25.0, "height": 2, "width": 3}
+
+
+def _journal(path, *keys):
+    path.write_text("".join(json.dumps({"key": key, **_entry(7)}) + "\n" for key in keys))
+
+
+def test_readers_see_every_shard_journal(tmp_path):
+    write_index(tmp_path, SETTINGS, {"a.avi": _entry(5)})
+    _journal(tmp_path / shard_journal(0, 2), "b.avi")
+    _journal(tmp_path / shard_journal(1, 2), "c.avi")
+    with open(tmp_path / shard_journal(1, 2), "a") as journal:
+        journal.write('{"key": "d.a')  # cut short by a killed shard: ignored
+    settings, videos = load_index(tmp_path)
+    assert sorted(videos) == ["a.avi", "b.avi", "c.avi"] and settings["format"] == "raw"
+    assert FrameStore(tmp_path).keys() == ["a.avi", "b.avi", "c.avi"]
+
+
+def test_a_merge_while_reading_is_read_again(tmp_path, monkeypatch):
+    """The merge replaces index.json and then removes the journals: a reader that took the
+    old index.json and then found the journals gone would lose the shards' videos."""
+    write_index(tmp_path, SETTINGS, {"a.avi": _entry(5)})
+    _journal(tmp_path / shard_journal(0, 1), "b.avi")
+    read_journal = store._read_journal
+    merges = []
+
+    def merge_first(path):
+        if not merges:  # the merge happens between reading index.json and the journals
+            merges.append(path)
+            write_index(tmp_path, SETTINGS, {"a.avi": _entry(5), "b.avi": _entry(7)})
+            (tmp_path / shard_journal(0, 1)).unlink()
+        return read_journal(path)
+
+    monkeypatch.setattr(store, "_read_journal", merge_first)
+    assert sorted(load_index(tmp_path)[1]) == ["a.avi", "b.avi"] and merges
+
+
+def test_creating_the_index_keeps_the_first(tmp_path):
+    write_index(tmp_path, SETTINGS, {}, create=True)
+    write_index(tmp_path, {**SETTINGS, "format": "jpeg"}, {"x.avi": _entry(1)}, create=True)
+    settings, videos = load_index(tmp_path)
+    assert settings["format"] == "raw" and videos == {}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["index.json"]  # no temporary file
+
+
+def test_temporary_files_name_their_video(tmp_path):
+    write_frames(frames_path(tmp_path, "c/v.avi"), _random_frames(2), fmt="raw")
+    stale = frames_path(tmp_path, "c/v 2.avi").with_name(".v 2.avi.frames.4242.tmp")
+    stale.write_bytes(b"")
+    assert temporary_files(tmp_path) == {stale: "c/v 2.avi"}
+    assert temporary_files(tmp_path / "nowhere") == {}

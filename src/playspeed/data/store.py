@@ -5,9 +5,17 @@ Layout of a store directory::
     index.json            format, frame size rule, and per video: num_frames, fps, height, width
     index.jsonl           videos finished by a run still in progress (merged into index.json
                           when the run ends; absent otherwise)
+    index.shard-I-of-N.jsonl  the same for shard I of a sharded run (``prepare --shard I/N``),
+                          one journal per shard so that no two machines write one file;
+                          merged into index.json when the last shard finishes
     frames/<key>.frames   one file per video: all its frames and an offset table
-    prepare_report.json   what the last completed ``prepare`` did, every unreadable video
-                          and why (absent while a run is unfinished)
+    prepare_report.json   what the last completed ``prepare`` did, every unreadable or
+                          missing video and why (absent while a run is unfinished)
+    prepare_report.shard-I-of-N.json  what shard I did; written when it finishes, so it
+                          marks a finished shard (``playspeed.data.prepare``)
+
+Only a merge writes ``index.json`` (atomically); a reader takes it plus every journal, so
+a store is readable at any moment, also while shards on several machines fill it.
 
 A ``.frames`` file is a 32-byte header (magic, format, T, H, W, offset of the table),
 the frames one after the other (JPEG images, or raw ``H x W x 3`` uint8), then ``T + 1``
@@ -27,6 +35,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import struct
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -41,18 +50,39 @@ from playspeed.errors import PlayspeedError
 FORMATS = ("jpeg", "raw")
 INDEX = "index.json"
 JOURNAL = "index.jsonl"
+SHARD_JOURNALS = "index.shard-*-of-*.jsonl"  # glob of shard_journal()
 FRAMES_DIR = "frames"
 SUFFIX = ".frames"
 STORE_VERSION = 1
+_TMP = ".tmp"
+_READ_ATTEMPTS = 5  # load_index's tries: merges are rare and quick, one retry nearly always does
 
 _MAGIC = b"PSFRAMES"
 _HEADER = struct.Struct("<8sIIIIQ")  # magic, format code, T, H, W, offset of the offset table
 _FORMAT_CODES = {name: code for code, name in enumerate(FORMATS)}
 
 
+def shard_journal(shard: int, num_shards: int) -> str:
+    """The journal file name of shard ``shard`` (0-based) of ``num_shards``."""
+    return f"index.shard-{shard}-of-{num_shards}.jsonl"
+
+
 def frames_path(root: str | os.PathLike, key: str) -> Path:
     """Where the frames of the video with store key ``key`` live."""
     return Path(root) / FRAMES_DIR / (key + SUFFIX)
+
+
+def temporary_files(root: str | os.PathLike) -> dict[Path, str]:
+    """The unfinished ``.frames`` files of killed runs (:func:`write_frames` names them
+    ``.<name>.frames.<pid>.tmp``): path -> the store key of its video."""
+    frames = Path(root) / FRAMES_DIR
+    if not frames.is_dir():
+        return {}
+    found = {}
+    for path in frames.rglob(f".*{SUFFIX}.*{_TMP}"):
+        name = path.name[1:].rsplit(".", 2)[0]  # drop the dot, the pid and .tmp
+        found[path] = (path.parent / name).relative_to(frames).as_posix()[: -len(SUFFIX)]
+    return found
 
 
 def write_frames(path: str | os.PathLike, frames: Iterable[np.ndarray], *, fmt: str = "jpeg",
@@ -67,7 +97,7 @@ def write_frames(path: str | os.PathLike, frames: Iterable[np.ndarray], *, fmt: 
         raise ValueError(f"format must be one of {FORMATS}, got {fmt!r}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}{_TMP}")
     offsets, shape = [_HEADER.size], None
     try:
         with open(tmp, "wb") as out:
@@ -131,10 +161,32 @@ def read_frames(path: str | os.PathLike, frame_indices: Sequence[int]) -> np.nda
 def load_index(root: str | os.PathLike) -> tuple[dict, dict[str, dict]]:
     """A store's settings and its videos (key -> num_frames, fps, height, width).
 
-    Videos that an unfinished ``prepare`` run completed (the journal) count too; a line
-    cut short by a killed run is ignored, its video simply gets prepared again.
+    Videos that unfinished ``prepare`` runs or shards completed (the journals) count too;
+    a line cut short by a killed run is ignored, its video simply gets prepared again.
+    A merge that replaces index.json and then drops the journals while this reads is
+    noticed (index.json changed underneath) and read again.
     """
     root = Path(root)
+    for _ in range(_READ_ATTEMPTS):
+        before = _identity(root / INDEX)
+        index = _read_index(root)
+        videos = dict(index.pop("videos", {}))
+        for journal in [root / JOURNAL, *sorted(root.glob(SHARD_JOURNALS))]:
+            videos.update(_read_journal(journal))
+        if _identity(root / INDEX) == before:
+            break
+    return index, videos
+
+
+def _identity(path: Path) -> tuple[int, int, int] | None:
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return None
+    return stat.st_ino, stat.st_mtime_ns, stat.st_size
+
+
+def _read_index(root: Path) -> dict:
     try:
         with open(root / INDEX, encoding="utf-8") as handle:
             index = json.load(handle)
@@ -146,25 +198,47 @@ def load_index(root: str | os.PathLike) -> tuple[dict, dict[str, dict]]:
     if index.get("version") != STORE_VERSION:
         raise PlayspeedError(f"{root / INDEX}: store version {index.get('version')!r}, "
                              f"this playspeed reads version {STORE_VERSION}")
-    videos = dict(index.pop("videos", {}))
-    if (root / JOURNAL).is_file():
-        with open(root / JOURNAL, encoding="utf-8") as handle:
+    return index
+
+
+def _read_journal(path: Path) -> dict[str, dict]:
+    """The entries of one journal (none if it is gone: merged meanwhile)."""
+    videos = {}
+    try:
+        with open(path, encoding="utf-8") as handle:
             for line in handle:
                 try:
                     entry = json.loads(line)
                 except json.JSONDecodeError:
                     continue
                 videos[entry.pop("key")] = entry
-    return index, videos
+    except FileNotFoundError:
+        pass
+    return videos
 
 
-def write_index(root: str | os.PathLike, settings: dict, videos: dict[str, dict]) -> None:
-    """Write ``index.json`` atomically: sorted keys, so equal stores have equal indexes."""
+def write_index(root: str | os.PathLike, settings: dict, videos: dict[str, dict], *,
+                create: bool = False) -> None:
+    """Write ``index.json`` atomically: sorted keys, so equal stores have equal indexes.
+
+    ``create``: only if there is none yet (shards starting together on a new store); the
+    one that comes second keeps the first one's.
+    """
     root = Path(root)
     body = {**settings, "version": STORE_VERSION, "videos": dict(sorted(videos.items()))}
-    tmp = root / f".{INDEX}.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(body, indent=1, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, root / INDEX)
+    # Host and process in the name: machines sharing the store never share a temporary file.
+    tmp = root / f".{INDEX}.{socket.gethostname()}.{os.getpid()}.tmp"
+    try:
+        tmp.write_text(json.dumps(body, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+        if create:
+            try:
+                os.link(tmp, root / INDEX)  # atomic "create if absent", also over NFS
+            except FileExistsError:
+                pass
+        else:
+            os.replace(tmp, root / INDEX)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 class FrameStore:
