@@ -44,3 +44,26 @@ def test_every_stage_runs_on_the_dataset(dataset, finetune_config, kinetics_root
                  "--out", str(tmp_path / "retrieve")]) == 0
     retrieved = json.loads((tmp_path / "retrieve" / "metrics.json").read_text())
     assert retrieved["num_videos"] == data["test"] and 0 <= retrieved["top5"] <= 100
+
+
+def test_videos_the_store_lacks_are_skipped_with_a_warning(kinetics_root, tmp_path):
+    """A Kinetics download holds corrupt files: prepare reports them, training goes on."""
+    from playspeed.config import load_config
+    from playspeed.data.prepare import prepare_store, records_to_prepare
+    from playspeed.tasks.data import load_records
+
+    records, _ = records_to_prepare("kinetics", videos=kinetics_root["videos"],
+                                    splits=kinetics_root["annotations"])
+    unreadable = records[0]  # as if prepare had failed to decode it
+    prepare_store(records[1:], tmp_path / "store", resize=(40, 53), progress=False)
+    config = load_config("finetune/kinetics400_r3d_18", [
+        f"data.videos={kinetics_root['videos']}", f"data.splits={kinetics_root['annotations']}",
+        f"data.store={tmp_path / 'store'}"])
+    subset = "train" if unreadable.key.startswith("train/") else "test"
+    with pytest.warns(UserWarning, match=f"1 {subset} videos are not in the store"):
+        loaded = load_records(config, subset)
+    assert unreadable.key not in {record.key for record in loaded}
+    assert len(loaded) == kinetics_root[subset] - 1 and len(loaded.classes) == 3
+    assert loaded.missing[-1].startswith(f"{unreadable.path}: not in the store")
+    other = "test" if subset == "train" else "train"
+    assert len(load_records(config, other)) == kinetics_root[other]  # nothing lacking

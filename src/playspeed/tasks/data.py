@@ -9,6 +9,7 @@ one would have drawn.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import torch
@@ -23,18 +24,35 @@ from playspeed.data import (
     VideoRecord,
     build_records,
 )
+from playspeed.data.datasets import SINGLE_SPLIT, VideoDataset
 from playspeed.data.pretext import PretextGrid
 from playspeed.data.transforms import ClipTransform
 from playspeed.errors import PlayspeedError
 
 
 def load_records(config: Config, subset: str) -> Sequence[VideoRecord]:
-    """The ``subset`` ("train" | "test") of the configured dataset and split."""
+    """The ``subset`` ("train" | "test") of the configured dataset and split.
+
+    Where missing videos are skipped (Kinetics and SSv2 always, the others with
+    ``data.skip_missing``), so are those that the prepared ``data.store`` lacks: ``prepare``
+    could not read them (its report says why), and a run should not stop at the first one.
+    """
     data = config.data
     if not data.videos:
         raise PlayspeedError("config: data.videos is not set (give data.videos=PATH)")
-    return build_records(data.dataset, videos=data.videos, splits=data.splits, split=data.split,
-                         subset=subset, skip_missing=data.skip_missing)
+    records = build_records(data.dataset, videos=data.videos, splits=data.splits,
+                            split=data.split, subset=subset, skip_missing=data.skip_missing)
+    if not data.store or not (data.skip_missing or data.dataset in SINGLE_SPLIT):
+        return records
+    stored = FrameStore(data.store)
+    kept = [record for record in records if record in stored]
+    if len(kept) == len(records):
+        return records
+    absent = [f"{record.path}: not in the store {data.store} (unreadable when prepared?)"
+              for record in records if record not in stored]
+    warnings.warn(f"{len(absent)} {subset} videos are not in the store {data.store} and were "
+                  f"skipped (first: {absent[0]}); see its prepare_report.json", stacklevel=2)
+    return VideoDataset(kept, records.classes, [*records.missing, *absent])
 
 
 def build_source(config: Config) -> FrameStore | RawVideos:
