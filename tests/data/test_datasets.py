@@ -288,6 +288,19 @@ def test_kinetics_clip_in_several_folders_takes_its_label_folder(kinetics):
         assert Kinetics(videos, annotations, subset="test")[0].key.startswith("validate/")
 
 
+def test_kinetics_mmaction2_folders_and_clips_named_by_video(kinetics):
+    videos, annotations = kinetics
+    (videos / "train").rename(videos / "videos_train")
+    (videos / "val").rename(videos / "videos_val")
+    # Some copies name a clip by its YouTube video alone.
+    (videos / "videos_val" / "---QUuC4vJs_000084_000094.mp4").rename(
+        videos / "videos_val" / "---QUuC4vJs.mp4")
+    with pytest.warns(UserWarning):
+        every = Kinetics(videos, annotations, subset="all")
+    assert len(every) == 6 and every[0].key.startswith("videos_train/passing_American")
+    assert every[4].key == "videos_val/---QUuC4vJs.mp4" and every[4].label == 0
+
+
 @pytest.mark.parametrize("csv_name, lines, message", [
     ("train.csv", ["label,youtube_id,time_start,split", "abseiling,x,1,train"],
      "train.csv: missing column 'time_end' (header 'label,youtube_id,time_start,split'; "
@@ -320,7 +333,8 @@ def test_kinetics_files_not_where_expected(kinetics, tmp_path):
         Kinetics(videos, tmp_path / "nowhere")
     (videos / "train").rename(videos / "training")
     with pytest.raises(PlayspeedError, match=f"{videos}: no folder for the clips of train.csv "
-                                             rf"\(expected {videos / 'train'}/\)"):
+                                             rf"\(expected {videos / 'train'}/ or "
+                                             rf"{videos / 'videos_train'}/\)"):
         Kinetics(videos, annotations)
     with pytest.raises(PlayspeedError, match="has one official split; split must be 1"):
         build_records("kinetics", videos=videos, splits=annotations, split=2)

@@ -334,21 +334,24 @@ class Kinetics(VideoDataset):
     ``youtube_id``, ``time_start`` and ``time_end`` (whole seconds); the others of each
     release (``split``; ``is_cc`` in Kinetics-400) are not needed, and ``test.csv`` (no
     labels in most releases) is not read. Classes are train.csv's labels, sorted; labels
-    index them. Clips are ``<youtube_id>_<start:06d>_<end:06d>.mp4`` (any video ending) in
-    ``videos/train`` and ``videos/validate`` or ``videos/val``, per file either directly in
-    that folder (CVDF's layout) or in a class folder below it (the ActivityNet downloader,
-    CVDF's ``arrange_by_classes.py``, mmaction2's underscored names): a clip is found by its
-    file name, and only where the same name lies in several folders does the one named like
-    its label (compared by :func:`_folder_key`) win, then the flat one. Listed clips that
-    are not on disk are skipped and listed in ``missing``. A record's ``group`` is its
-    YouTube video, so a hold-out never splits the clips of one video.
+    index them. Clips are ``<youtube_id>_<start:06d>_<end:06d>.mp4`` (any video ending; a
+    copy named ``<youtube_id>.mp4`` is found too) in ``videos/train`` and
+    ``videos/validate`` or ``videos/val`` (mmaction2's ``videos_train``, ``videos_val``
+    also do), per file either directly in that folder (CVDF's layout) or in a class folder
+    below it (the ActivityNet downloader, CVDF's ``arrange_by_classes.py``, mmaction2's
+    underscored names): a clip is found by its file name, and only where the same name lies
+    in several folders does the one named like its label (compared by :func:`_folder_key`)
+    win, then the flat one. Listed clips that are not on disk are skipped and listed in
+    ``missing``. A record's ``group`` is its YouTube video, so a hold-out never splits the
+    clips of one video.
     """
 
     COLUMNS = ("label", "youtube_id", "time_start", "time_end")
     _CSVS = {"train": [("train.csv",)], "test": [("validate.csv", "val.csv")],
              "all": [("train.csv",), ("validate.csv", "val.csv")]}
-    _FOLDERS = {"train.csv": ("train",), "validate.csv": ("validate", "val"),
-                "val.csv": ("val", "validate")}
+    _FOLDERS = {"train.csv": ("train", "videos_train"),
+                "validate.csv": ("validate", "val", "videos_val"),
+                "val.csv": ("val", "validate", "videos_val")}
 
     def __init__(self, videos: str | os.PathLike, splits: str | os.PathLike, *,
                  subset: str = "train") -> None:
@@ -371,7 +374,7 @@ class Kinetics(VideoDataset):
                                          f"(not in {train_csv})")
                 name = (f"{row['youtube_id']}_{row['time_start']:06d}_"
                         f"{row['time_end']:06d}")
-                found = on_disk.get(name)
+                found = on_disk.get(name) or on_disk.get(row["youtube_id"])
                 if not found:
                     missing.append(f"{csv_file}:{line}: video '{name}.mp4' not found in "
                                    f"{videos / folder} (flat or in a class folder)")
