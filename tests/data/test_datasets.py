@@ -310,6 +310,8 @@ def test_kinetics_mmaction2_folders_and_clips_named_by_video(kinetics):
      "validate.csv:3: unknown label 'juggling balls' (not in "),
     ("validate.csv", [K700_HEADER, "air drumming,---QUuC4vJs,84.5,94,validate"],
      "validate.csv:2: time_start '84.5' is not a whole number of seconds"),
+    ("validate.csv", [K700_HEADER, "air drumming,---QUuC4vJs,84,nan,validate,extra"],
+     "validate.csv:2: time_end 'nan' is not a whole number of seconds"),
     ("validate.csv", [K700_HEADER, ",---QUuC4vJs,84,94,validate"],
      "validate.csv:2: empty label or youtube_id"),
     ("validate.csv", [], "validate.csv: missing column 'label', 'youtube_id'"),

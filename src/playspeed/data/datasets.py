@@ -400,8 +400,8 @@ class Kinetics(VideoDataset):
                     f"{','.join(header) or '(empty)'!r}; expected {','.join(cls.COLUMNS)},...)")
             reader.fieldnames = header
             for row in reader:
-                if not any((value or "").strip() for value in row.values()):
-                    continue
+                if not any((row.get(name) or "").strip() for name in header):
+                    continue  # a blank line
                 where = f"{path}:{reader.line_num}"
                 values = {name: (row.get(name) or "").strip() for name in cls.COLUMNS}
                 if not values["label"] or not values["youtube_id"]:
@@ -411,7 +411,7 @@ class Kinetics(VideoDataset):
                         seconds = float(values[name])
                     except ValueError:
                         seconds = -1.0
-                    if seconds < 0 or seconds != int(seconds):
+                    if not (seconds >= 0 and seconds.is_integer()):
                         raise PlayspeedError(f"{where}: {name} {values[name]!r} is not a "
                                              "whole number of seconds")
                     values[name] = int(seconds)
