@@ -101,7 +101,7 @@ def test_compare_command_names_an_unknown_objective(tmp_path, capsys):
     assert main(["compare", "--objectives", "speed,order", "--out", str(tmp_path)]) == 2
     assert capsys.readouterr().err.strip() == (
         "error: --objectives: unknown order; choose from classify, speed, direction, sort, "
-        "vcop, rotation")
+        "vcop, rotation, speed_contrast")
 
 
 def test_compare_command_names_an_unknown_variant_before_running(tmp_path, capsys):

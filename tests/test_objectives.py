@@ -17,19 +17,23 @@ SETTINGS = {"speeds": [1, 2, 4, 8], "directions": [1, -1], "num_clips": 3}
     ("sort", {"order": 6}),
     ("vcop", {"order": 6}),
     ("rotation", {"rotation": 4}),
+    # classify's readings; its instance discrimination is scored apart
+    ("speed_contrast", {"speed": 4, "direction": 2}),
 ])
 def test_classes_per_reading(name, classes):
     objective = get_objective(name)
     assert objective.num_classes(**SETTINGS) == classes
     assert objective.per_clip == (name not in ("sort", "vcop"))
-    assert objective.has_speed_head == (name in ("classify", "speed"))
+    assert objective.has_speed_head == (name in ("classify", "speed", "speed_contrast"))
+    assert objective.contrast == (name == "speed_contrast")
 
 
 def test_every_objective_is_a_valid_config_value_and_unknown_ones_are_named():
     for name in OBJECTIVES:
         assert load_config("pretrain/synthetic_cpu", [f"pretext.objective={name}"])
     with pytest.raises(PlayspeedError, match="pretext.objective is 'order'; expected one of "
-                                             "classify, speed, direction, sort, vcop, rotation"):
+                                             "classify, speed, direction, sort, vcop, rotation, "
+                                             "speed_contrast"):
         load_config("pretrain/synthetic_cpu", ["pretext.objective=order"])
     with pytest.raises(ValueError, match="objective must be one of"):
         get_objective("order")
@@ -40,6 +44,14 @@ def test_every_objective_is_a_valid_config_value_and_unknown_ones_are_named():
     (["pretext.objective=direction", "pretext.directions=[1]"], "a single class"),
     (["pretext.objective=vcop", "pretext.num_clips=6"], "must be 2-5 for the vcop"),
     (["pretext.objective=vcop", "pretext.clip_gap=-1"], "clip_gap must be >= 0"),
+    (["pretext.objective=speed_contrast", "pretext.num_clips=1"],
+     "num_clips must be >= 2 for the speed_contrast objective"),
+    (["pretext.contrast_temperature=0"], "contrast_temperature must be > 0"),
+    (["pretext.contrast_momentum=1"], "contrast_momentum must be in \\[0, 1\\)"),
+    (["pretext.contrast_queue=-1"], "contrast_queue must be >= 0"),
+    (["pretext.contrast_weight=-0.5"], "contrast_weight must be >= 0"),
+    (["pretext.contrast_dim=0"], "contrast_dim must be >= 1"),
+    (["pretext.contrast_hidden=-1"], "contrast_hidden must be >= 0 or null"),
 ])
 def test_config_checks_per_objective(overrides, message):
     with pytest.raises(PlayspeedError, match=message):

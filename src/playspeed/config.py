@@ -82,12 +82,14 @@ class ModelConfig:
 
 @dataclass
 class PretextConfig:
-    # classify | speed | direction | sort | vcop | rotation (playspeed/objectives.py)
+    # classify | speed | direction | sort | vcop | rotation | speed_contrast
+    # (playspeed/objectives.py)
     objective: str = "classify"
     speeds: list[int] = field(default_factory=lambda: [1, 2, 4, 8])
     directions: list[int] = field(default_factory=lambda: [1, -1])
     num_clips: int = 3  # clips per sample (vcop: the tuple length, 3 in VCOP)
-    joint: bool = False  # classify: one softmax over signed speeds instead of two heads
+    # classify, speed_contrast: one softmax over signed speeds instead of two heads
+    joint: bool = False
     clip_gap: int = 8  # vcop: frames between consecutive clips of a tuple (VCOP's interval)
     # Validation grid (same clips every epoch): starts per speed x direction per video for
     # per-clip objectives; seeded samples per video for clip-order objectives (sort, vcop).
@@ -95,6 +97,24 @@ class PretextConfig:
     # data.val_fraction 0.1 (benchmarks/train_loop.py: 2 starts took 20%).
     val_starts: int = 1
     val_samples: int = 4
+    # speed_contrast (playspeed/tasks/contrast.py): the instance-discrimination loss is added
+    # with this weight (RSPNet's A = 1; PCL 0.5) ...
+    contrast_weight: float = 1.0
+    # ... at this softmax temperature (MoCo v1, RSPNet and PCL: 0.07) ...
+    contrast_temperature: float = 0.07
+    # ... against this many momentum keys of earlier steps besides the batch's (MoCo 65536 on
+    # ImageNet, RSPNet 16384 on Kinetics; PCL draws 1024 negatives on UCF-101, the nearest to
+    # our sets of a few hundred videos; 0: the batch's negatives only) ...
+    contrast_queue: int = 1024
+    # ... from a key encoder that follows the trained one at this momentum (MoCo's ablation:
+    # 0.99 as good as its default 0.999, which in runs of a few thousand steps would leave the
+    # key encoder mostly at its random start) ...
+    contrast_momentum: float = 0.99
+    # ... through a projection head of its own: features -> hidden -> this size, L2-normalised
+    # (MoCo, RSPNet, PCL: 128); hidden null: the backbone's feature size (MoCo v2's and PCL's
+    # MLP), 0: a linear projection (RSPNet's default).
+    contrast_dim: int = 128
+    contrast_hidden: int | None = None
 
 
 @dataclass
@@ -279,6 +299,17 @@ def validate(config: Config, *, source: str = "config") -> None:
     check(config.pretext.clip_gap >= 0, "pretext.clip_gap", "must be >= 0")
     check(config.pretext.val_starts >= 1 and config.pretext.val_samples >= 1,
           "pretext.val_starts/val_samples", "must be >= 1")
+    check(not objective.contrast or config.pretext.num_clips >= 2, "pretext.num_clips",
+          f"must be >= 2 for the {objective.name} objective (a clip's positives are the other "
+          "clips of its video)")
+    check(config.pretext.contrast_weight >= 0, "pretext.contrast_weight", "must be >= 0")
+    check(config.pretext.contrast_temperature > 0, "pretext.contrast_temperature", "must be > 0")
+    check(config.pretext.contrast_queue >= 0, "pretext.contrast_queue", "must be >= 0")
+    check(0 <= config.pretext.contrast_momentum < 1, "pretext.contrast_momentum",
+          "must be in [0, 1)")
+    check(config.pretext.contrast_dim >= 1, "pretext.contrast_dim", "must be >= 1")
+    check(config.pretext.contrast_hidden is None or config.pretext.contrast_hidden >= 0,
+          "pretext.contrast_hidden", "must be >= 0 or null")
     one_of(config.optim.name, ("sgd", "adamw"), "optim.name")
     one_of(config.optim.schedule, ("cosine", "step", "constant"), "optim.schedule")
     check(config.optim.lr > 0, "optim.lr", "must be > 0")

@@ -14,6 +14,10 @@ all its readings are right, a sample (order objectives) when its permutation is 
 chance level is measured on the validation items themselves
 (:meth:`playspeed.data.pretext.PretextGrid.chance_levels`), since short videos leave labels
 out.
+
+An objective with ``contrast`` adds instance discrimination across videos to its readings:
+clips of one video are positives, clips of other videos negatives
+(:mod:`playspeed.tasks.contrast`); its pretext accuracy and chance stay its readings'.
 """
 
 from __future__ import annotations
@@ -43,6 +47,8 @@ class Objective:
         order_by: order objectives: ``"signed_speed"`` or ``"time"``.
         published_clips: clips per sample in the objective's published setting, where it
             differs from the playback-speed paper's 3 (``playspeed compare`` uses it).
+        contrast: adds an instance-discrimination loss (the clips of a sample are positives
+            of each other, so a sample needs at least 2 clips).
     """
 
     name: str
@@ -54,6 +60,7 @@ class Objective:
     normal_speed_only: bool = False
     order_by: str | None = None
     published_clips: int | None = None
+    contrast: bool = False
 
     @property
     def per_clip(self) -> bool:
@@ -113,6 +120,10 @@ OBJECTIVES: dict[str, Objective] = {o.name: o for o in (
     Objective("rotation", "each clip's rotation (0, 90, 180, 270 degrees)",
               "3DRotNet, Jing et al., arXiv 1811.11387 (2018)", ("rotation",), "independent",
               forward_only=True, normal_speed_only=True, published_clips=1),
+    Objective("speed_contrast", "each clip's speed class and direction, and which clips come "
+              "from the same video", "classify plus instance discrimination across videos with "
+              "a momentum queue: RSPNet (Chen et al., AAAI 2021) and MoCo (He et al., CVPR 2020)",
+              ("speed", "direction"), "distinct", contrast=True),
 )}
 
 

@@ -7,10 +7,12 @@ import itertools
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["ClipOrderHead", "LinearClassifier", "PerClipHead", "SpeedDirectionHead",
-           "signed_speed_index", "speed_direction_probabilities", "split_signed_speed"]
+__all__ = ["ClipOrderHead", "LinearClassifier", "PerClipHead", "ProjectionHead",
+           "SpeedDirectionHead", "signed_speed_index", "speed_direction_probabilities",
+           "split_signed_speed"]
 
 
 def signed_speed_index(
@@ -125,3 +127,25 @@ class LinearClassifier(nn.Module):
 
     def forward(self, feats: torch.Tensor) -> torch.Tensor:
         return self.fc(self.dropout(feats))
+
+
+class ProjectionHead(nn.Module):
+    """Instance-discrimination embedding (the `speed_contrast` objective): (feats `B x D`) ->
+    `B x out_features`, unit length.
+
+    An MLP `D -> hidden -> ReLU -> out_features` (MoCo v2's and PCL's head), or with
+    `hidden=0` one linear layer (RSPNet's default). Kept apart from the speed/direction head,
+    so the contrastive embedding does not have to serve the speed readings.
+    """
+
+    def __init__(self, in_features: int, *, out_features: int = 128, hidden: int = 0) -> None:
+        super().__init__()
+        if out_features < 1 or hidden < 0:
+            raise ValueError(f"ProjectionHead: out_features must be >= 1 and hidden >= 0, got "
+                             f"{out_features} and {hidden}")
+        self.mlp = nn.Sequential(nn.Linear(in_features, hidden), nn.ReLU(inplace=True),
+                                 nn.Linear(hidden, out_features)) if hidden else \
+            nn.Linear(in_features, out_features)
+
+    def forward(self, feats: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.mlp(feats), dim=-1)

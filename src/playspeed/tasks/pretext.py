@@ -7,7 +7,9 @@ and direction (``pretext.joint``: one softmax over signed speeds), ``speed`` the
 ``direction`` the direction, ``rotation`` the quarter turns. Order objectives (``sort``,
 ``vcop``): the clips' features go together into :class:`ClipOrderHead`, a ``num_clips!``-way
 classification of the permutation that orders the shuffled clips (by signed speed, or in
-time).
+time). ``speed_contrast`` reads speed and direction as ``classify`` does and adds instance
+discrimination across videos (:mod:`playspeed.tasks.contrast`), weighted by
+``pretext.contrast_weight``.
 
 Logged per step: ``train/loss`` and ``train/clips_seen`` (clips through the backbone so far,
 all devices); per epoch ``train/epoch_loss``; per validation epoch on the fixed grid of
@@ -15,7 +17,12 @@ held-out videos (:class:`~playspeed.data.pretext.PretextGrid`): ``val/loss``,
 ``val/pretext_acc`` (a clip counts when all its readings are right; for order objectives, a
 sample counts when its permutation is right), ``val/clips_seen`` and, for objectives with
 several readings, ``val/<reading>_acc`` (``classify``: ``val/speed_acc``,
-``val/direction_acc``).
+``val/direction_acc``). ``train/loss`` is the readings' loss alone, for every objective, so it
+compares with chance (``ln K``); ``speed_contrast`` logs its instance discrimination beside it:
+``train/contrast_loss``, ``train/instance_acc`` (a (clip, positive) pair counts when the
+positive scores above every negative) with ``train/instance_chance``, and per validation
+``val/instance_acc`` (a grid clip counts when its nearest grid clip is of its own video) with
+``val/instance_chance``.
 
 After training, :func:`playspeed.chance.pretext_check` compares the final numbers with
 chance: a pretext that did not learn is reported in one warning line and in ``metrics.json``.
@@ -50,6 +57,7 @@ from playspeed.models.heads import (
 from playspeed.objectives import OBJECTIVES
 from playspeed.report import plot_confusion, plot_pretext_curves
 from playspeed.tasks.base import VideoTask, backbone_from_config
+from playspeed.tasks.contrast import contrast_from_config, same_video_top1
 from playspeed.tasks.data import build_source, load_records, pretext_dataset, pretext_val_dataset
 from playspeed.tasks.metrics import per_class_accuracy
 from playspeed.tasks.trainer import ClipDataModule, final_metrics, fit
@@ -76,6 +84,9 @@ class PlaybackSpeedPretraining(VideoTask):
             self.head = PerClipHead(dim, classes=self.objective.num_classes(
                 speeds=pretext.speeds, directions=pretext.directions,
                 num_clips=pretext.num_clips))
+        self.contrast = contrast_from_config(self.config, self.backbone, feature_dim=dim) \
+            if self.objective.contrast else None
+        self._grid_embeddings: list[tuple[torch.Tensor, torch.Tensor]] = []
         # Objectives that read speed: rows true speed class, columns predicted, over the last
         # validation.
         self.speed_confusion: np.ndarray | None = None
@@ -83,17 +94,20 @@ class PlaybackSpeedPretraining(VideoTask):
 
     @property
     def joint(self) -> bool:
-        """``classify`` with one softmax over signed speeds (``pretext.joint``)."""
-        return self.objective.name == "classify" and self.config.pretext.joint
+        """Speed and direction read by one softmax over signed speeds (``pretext.joint``)."""
+        return self.objective.readings == ("speed", "direction") and self.config.pretext.joint
 
     def forward(self, clips: torch.Tensor) -> dict[str, torch.Tensor] | torch.Tensor:
         """``B x N x C x T x H x W`` -> head outputs (per-clip objectives: a dict of
         ``(B*N) x K`` logits per reading; order objectives: ``B x N!``)."""
-        batch, num_clips = clips.shape[:2]
-        features = self.embed(clips.flatten(0, 1))
+        return self._head_outputs(self.embed(clips.flatten(0, 1)), num_clips=clips.shape[1])
+
+    def _head_outputs(self, features: torch.Tensor, *, num_clips: int
+                      ) -> dict[str, torch.Tensor] | torch.Tensor:
+        """The head on backbone ``features`` ``(B*N) x D`` of ``num_clips`` clips a sample."""
         if self.objective.per_clip:
             return self.head(features)
-        return self.head(features.view(batch, num_clips, -1))
+        return self.head(features.view(-1, num_clips, features.shape[-1]))
 
     def loss_and_hits(self, batch: dict[str, torch.Tensor], outputs=None
                       ) -> tuple[torch.Tensor, dict]:
@@ -132,26 +146,41 @@ class PlaybackSpeedPretraining(VideoTask):
         return outputs["speed"].argmax(-1)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        loss, hits = self.loss_and_hits(batch)
-        size = batch["clips"].shape[0]
+        clips = batch["clips"]
+        features = self.embed(clips.flatten(0, 1))
+        loss, hits = self.loss_and_hits(
+            batch, self._head_outputs(features, num_clips=clips.shape[1]))
+        size = clips.shape[0]
         self.log("train/loss", loss, prog_bar=True, batch_size=size)
         self.log("train/epoch_loss", loss, on_step=False, on_epoch=True, batch_size=size,
                  sync_dist=True)
         self.log("train/pretext_acc", hits["pretext_acc"].float().mean() * 100,
                  batch_size=size)
-        self.log("train/clips_seen", self.count_clips(size * batch["clips"].shape[1]),
-                 batch_size=size)
-        return loss
+        self.log("train/clips_seen", self.count_clips(size * clips.shape[1]), batch_size=size)
+        if self.contrast is None:
+            return loss
+        reading = self.contrast(features, clips, batch["video_index"], backbone=self.backbone)
+        pairs = reading.hits.numel()
+        self.log("train/contrast_loss", reading.loss, batch_size=size)
+        self.log("train/instance_acc", reading.hits.float().mean() * 100, batch_size=pairs)
+        self.log("train/instance_chance", reading.chance.mean() * 100, batch_size=pairs)
+        return loss + self.config.pretext.contrast_weight * reading.loss
 
     def on_validation_epoch_start(self) -> None:
         num_speeds = len(self.objective.speeds(self.config.pretext.speeds))
         self._confusion = torch.zeros(num_speeds, num_speeds, dtype=torch.int64,
                                       device=self.device)
+        self._grid_embeddings = []
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        outputs = self(batch["clips"])
+        clips = batch["clips"]
+        features = self.embed(clips.flatten(0, 1))
+        outputs = self._head_outputs(features, num_clips=clips.shape[1])
         loss, hits = self.loss_and_hits(batch, outputs)
-        size = batch["clips"].shape[0]
+        if self.contrast is not None:
+            self._grid_embeddings.append((self.contrast.projection(features), batch[
+                "video_index"].repeat_interleave(clips.shape[1])))
+        size = clips.shape[0]
         self.log("val/loss", loss, batch_size=size, sync_dist=True)
         for name, hit in hits.items():
             self.log(f"val/{name}", hit.float().mean() * 100, prog_bar=name == "pretext_acc",
@@ -166,6 +195,14 @@ class PlaybackSpeedPretraining(VideoTask):
         # Every process evaluates the whole grid (evaluation loaders are not sharded).
         if self.objective.has_speed_head:
             self.speed_confusion = self._confusion.cpu().numpy()
+        if self._grid_embeddings:
+            embeddings, videos = (torch.cat(parts) for parts in zip(*self._grid_embeddings,
+                                                                     strict=True))
+            accuracy, chance = same_video_top1(embeddings, videos)
+            self._grid_embeddings = []
+            if not math.isnan(accuracy):  # NaN: no held-out video has two grid clips
+                self.log("val/instance_acc", accuracy, sync_dist=True)
+                self.log("val/instance_chance", chance, sync_dist=True)
         self.log("val/clips_seen", float(self.clips_seen), sync_dist=True)
 
 
@@ -199,7 +236,9 @@ def pretrain(config: Config, out: Path, *, resume: bool = False,
     metrics = final_metrics(trainer, {"val/pretext_acc": "pretext_val_acc",
                                       **{f"val/{name}_acc": f"{name}_val_acc"
                                          for name in objective.readings if name != "order"},
-                                      "val/loss": "val_loss", "train/epoch_loss": "train_loss"})
+                                      "val/loss": "val_loss", "train/epoch_loss": "train_loss",
+                                      "val/instance_acc": "instance_val_acc",
+                                      "val/instance_chance": "instance_val_chance"})
     if len(objective.readings) == 1 and objective.per_clip and "pretext_val_acc" in metrics:
         # One reading logs only the pretext accuracy, which is that reading's accuracy.
         metrics[f"{objective.readings[0]}_val_acc"] = metrics["pretext_val_acc"]
