@@ -6,6 +6,7 @@ import torch
 from playspeed.models.heads import (
     ClipOrderHead,
     LinearClassifier,
+    ProjectionHead,
     SpeedDirectionHead,
     signed_speed_index,
 )
@@ -64,3 +65,19 @@ def test_dropout_only_in_training():
     classifier.eval()
     x = torch.randn(3, 4)
     torch.testing.assert_close(classifier(x), classifier.fc(x))
+
+
+def test_projection_head_gives_unit_vectors_through_an_mlp_or_one_linear_layer():
+    mlp = ProjectionHead(16, out_features=8, hidden=32)
+    assert [type(m).__name__ for m in mlp.mlp] == ["Linear", "ReLU", "Linear"]
+    assert mlp.mlp[0].out_features == 32
+    out = mlp(torch.randn(5, 16) * 7)
+    assert out.shape == (5, 8)
+    torch.testing.assert_close(out.norm(dim=1), torch.ones(5))
+    linear = ProjectionHead(16, out_features=8, hidden=0)
+    assert isinstance(linear.mlp, torch.nn.Linear)
+    feats = torch.randn(3, 16)
+    expected = linear.mlp(feats)
+    torch.testing.assert_close(linear(feats), expected / expected.norm(dim=1, keepdim=True))
+    with pytest.raises(ValueError, match="out_features must be >= 1"):
+        ProjectionHead(16, out_features=0)

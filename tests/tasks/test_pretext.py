@@ -79,10 +79,13 @@ class _Crash(Exception):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("objective", ["sort", "speed_contrast"])
 def test_resume_reaches_the_same_weights_as_an_uninterrupted_run(tiny_config, tmp_path,
-                                                                  monkeypatch):
-    # sort: its head's dropout draws from the global RNG, which a resume must restore.
-    config = tiny_config("pretrain", "trainer.max_epochs=3", "pretext.objective=sort")
+                                                                  monkeypatch, objective):
+    # sort: its head's dropout draws from the global RNG, which a resume must restore;
+    # speed_contrast: its key sub-batches draw from it, and its key encoder and queue are
+    # task state (compared with the weights below).
+    config = tiny_config("pretrain", "trainer.max_epochs=3", f"pretext.objective={objective}")
     pretrain(config, tmp_path / "straight")
 
     class CrashAtEpoch2(trainer_module.L.Callback):
@@ -154,6 +157,13 @@ def test_every_objective_trains_and_its_checkpoint_serves_every_command(
     assert 0 <= metrics["pretext_val_acc"] <= 100
     for reading in OBJECTIVES[objective].readings:  # each reading has its own accuracy
         assert reading == "order" or 0 <= metrics[f"{reading}_val_acc"] <= 100
+    if OBJECTIVES[objective].contrast:  # instance discrimination, held out and in training
+        assert 0 <= metrics["instance_val_acc"] <= 100
+        assert 0 < metrics["instance_val_chance"] < 100
+        from playspeed.report import read_run_logs
+
+        logs = read_run_logs(tmp_path / "pre")
+        assert {"train/contrast_loss", "train/instance_acc", "train/instance_chance"} <= set(logs)
     ckpt = tmp_path / "pre" / "checkpoints" / "last.ckpt"
     assert main(["finetune", "--config", "finetune/synthetic_cpu", "--init", str(ckpt),
                  "--out", str(tmp_path / "ft"), *tiny_overrides, *small]) == 0
