@@ -70,7 +70,8 @@ def _build_parser(handlers: dict[str, Callable[[argparse.Namespace], int | None]
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--variant", default="default",
                    help="a named member of the family (default, original-tempo, wide-tempo, "
-                        "no-reversal, mirror, long-static, field); the options below change it")
+                        "no-reversal, mirror, long-static, field, crowd, handheld); the options "
+                        "below change it")
     p.add_argument("--size", type=int, nargs=2, default=None, metavar=("W", "H"),
                    help="frame size of the written videos")
     p.add_argument("--frames", type=int, nargs="+", default=None, metavar="N",
@@ -85,6 +86,17 @@ def _build_parser(handlers: dict[str, Callable[[argparse.Namespace], int | None]
                    help="bound of the camera sway amplitude, in frame heights (default 0.05)")
     p.add_argument("--noise", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"),
                    help="range of the sensor noise's standard deviation (grey levels)")
+    p.add_argument("--distractors", type=int, default=None, metavar="N",
+                   help="shapes wandering on their own paths and tempos, whatever the class "
+                        "(crowd: 10)")
+    p.add_argument("--zoom", type=float, default=None,
+                   help="bound of the camera's zoom in and out, as a log scale (handheld: 0.3, "
+                        "up to 1.35x)")
+    p.add_argument("--shake", type=float, default=None,
+                   help="bound of the camera's jitter, in frame heights (handheld: 0.02)")
+    p.add_argument("--flow", type=float, default=None,
+                   help="speed bound of a background layer flowing on its own, in frame heights "
+                        "per frame (handheld: 0.02)")
 
     p = command("prepare", "decode videos once into a fast frame store")
     p.add_argument("--dataset", choices=DATASETS, required=True)
@@ -207,6 +219,7 @@ def _run_synth(args: argparse.Namespace) -> int:
         args.out, seed=args.seed, progress=True, variant=args.variant,
         size=args.size, frames=args.frames and (args.frames * 2)[:2], tempo=args.tempo,
         class_set=class_set, static=args.static, pan=args.pan, noise=args.noise,
+        distractors=args.distractors, zoom=args.zoom, shake=args.shake, flow=args.flow,
         **{k: v for k, v in given.items() if v is not None})
     width, height = summary["size"]
     frames = summary["frames"]

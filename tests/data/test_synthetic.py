@@ -14,7 +14,10 @@ from playspeed.data.synthetic import (
     TEMPO,
     VARIANTS,
     Clock,
+    SceneMotion,
+    draw_distractors,
     draw_look,
+    draw_scene_motion,
     draw_tempo,
     group_layout,
     render,
@@ -290,3 +293,180 @@ def test_cli_variant_and_options(tmp_path, capsys):
     assert main(["synth", str(tmp_path / "f"), "--tempo", "2", "1"]) == 2
     assert main(["synth", str(tmp_path / "f"), "--class-set", "odd"]) == 2
     assert "class set 'odd'" in capsys.readouterr().err
+
+
+# --- motion unrelated to the class (issue 28) ---
+
+
+def _scene(name, options, *, still=None, num_frames=24, seed=0, scene_seed=0):
+    """Frames of class ``name`` in one scene (look, camera and scene motion fixed by
+    ``seed``/``scene_seed``), sway and sensor noise as ``options`` say."""
+    look = draw_look(np.random.default_rng([seed, 0]), options.size, pan=options.reach())
+    scene = draw_scene_motion(options, (scene_seed, 0, 1, 1), look=look, num_frames=num_frames)
+    return np.stack(list(render(name, look=look, rng=np.random.default_rng([seed, 1]),
+                                size=options.size, num_frames=num_frames, still=still,
+                                pan=options.pan, noise=options.noise, scene=scene))), look
+
+
+def _dilate(mask):
+    """A per-frame pixel mask (``T x H x W``) grown by one pixel in each direction."""
+    grown = mask.copy()
+    for axis in (1, 2):
+        for shift in (1, -1):
+            grown |= np.roll(mask, shift, axis=axis)
+    grown[:, :, 1:] |= grown[:, :, :-1]
+    grown[:, :, :-1] |= grown[:, :, 1:]
+    return grown
+
+
+QUIET = {"pan": 0.0, "noise": (0.0, 0.0), "size": (64, 48)}
+
+
+def test_the_defaults_draw_no_scene_motion_and_see_no_further():
+    for name, options in VARIANTS.items():
+        if name in ("crowd", "handheld"):
+            continue
+        look = draw_look(np.random.default_rng(0), options.size, pan=options.reach())
+        assert draw_scene_motion(options, (0, 0, 1, 1), look=look, num_frames=8) == SceneMotion()
+        assert options.reach() == options.pan  # the look is the one drawn before
+    assert VARIANTS["crowd"].distractors > 0
+    handheld = VARIANTS["handheld"]
+    assert handheld.zoom > 0 and handheld.shake > 0 and handheld.flow > 0
+    assert handheld.pan > VARIANTS["default"].pan
+
+
+def test_each_new_option_draws_only_its_own_part():
+    options = synth_options(distractors=4, size=(64, 48))
+    look = draw_look(np.random.default_rng(0), options.size, pan=options.reach())
+    crowd = draw_scene_motion(options, (0, 0, 1, 1), look=look, num_frames=20)
+    assert len(crowd.distractors) == 4 and crowd.zoom is None and crowd.shake is None \
+        and crowd.flow is None
+    both = draw_scene_motion(synth_options(distractors=4, shake=0.02, size=(64, 48)),
+                             (0, 0, 1, 1), look=look, num_frames=20)
+    assert both.shake.shape == (20, 2) and np.abs(both.shake).max() <= 0.02
+    # the shake comes from a generator of its own: the distractors are the same
+    for a, b in zip(crowd.distractors, both.distractors, strict=True):
+        assert np.array_equal(a.track.x, b.track.x) and np.array_equal(a.track.y, b.track.y)
+
+
+def test_distractors_move_on_their_own_whatever_the_class():
+    """The same scene behind two classes: the frames differ only where the class's shapes
+    are, so no frame (not even a single one) shows the class through the distractors; the
+    distractors cover a good share of every frame and keep moving while the class rests."""
+    crowd = synth_options("crowd", **QUIET)
+    plain = synth_options(**QUIET)
+    frames = {}
+    for name in ("MoveLeft", "MoveRight", "BreakApart"):
+        frames[name], look = _scene(name, crowd)
+        frames[name, "plain"], _ = _scene(name, plain)
+    background = look.background[:48, :64]  # pan 0: the camera sees the look's corner
+    for a, b in (("MoveLeft", "MoveRight"), ("MoveLeft", "BreakApart")):
+        shapes = _dilate((frames[a, "plain"] != background).any(-1)
+                         | (frames[b, "plain"] != background).any(-1))
+        differ = (frames[a] != frames[b]).any(-1)
+        assert not differ[~shapes].any()
+        assert differ.any()  # the classes' shapes still show
+    covered = (frames["MoveLeft"] != frames["MoveLeft", "plain"]).any(-1).mean(axis=(1, 2))
+    assert covered.min() > 0.15  # every frame
+    resting, _ = _scene("MoveLeft", crowd, still=np.ones(24, dtype=bool))
+    changed = (resting[1:] != resting[:-1]).any(-1).mean(axis=(1, 2))
+    assert changed.min() > 0.03  # the crowd moves when the class does not
+
+
+def test_distractor_paths_stay_in_the_frame_at_varied_speeds():
+    distractors = draw_distractors(np.random.default_rng(3), count=30, num_frames=200,
+                                   aspect=4 / 3, bright=True)
+    speeds = []
+    for d in distractors:
+        radius = float(d.track.radius)
+        assert d.track.x.min() >= radius - 1e-9 and d.track.x.max() <= 4 / 3 - radius + 1e-9
+        assert d.track.y.min() >= radius - 1e-9 and d.track.y.max() <= 1 - radius + 1e-9
+        speeds.append(np.median(np.hypot(np.diff(d.track.x), np.diff(d.track.y))))
+    assert max(speeds) > 3 * min(speeds) > 0
+    # looks drawn as the class's shape is: dark on a bright background, light on a dark one
+    def luminance(shapes):
+        return np.array([d.shape.colour @ np.array([0.299, 0.587, 0.114]) for d in shapes])
+
+    light = draw_distractors(np.random.default_rng(3), count=30, num_frames=2, aspect=4 / 3,
+                             bright=False)
+    assert luminance(distractors).max() < 100 < 150 < luminance(light).min()
+
+
+def test_handheld_camera_and_flow_move_the_background():
+    resting = np.ones(24, dtype=bool)  # the objects rest: only the scene moves
+    still, _ = _scene("RotateClockwise", synth_options(**QUIET), still=resting)
+    assert (still == still[0]).all()
+    for option in ({"zoom": 0.3}, {"shake": 0.1}, {"flow": 0.02}):
+        frames, _ = _scene("RotateClockwise", synth_options(**QUIET, **option), still=resting)
+        assert (frames != frames[0]).any(-1).mean(axis=(1, 2)).max() > 0.3, option
+    flowing, look = _scene("RotateClockwise", synth_options(**QUIET, flow=0.02), still=resting)
+    # the flow keeps to its region: outside it (pan 0, no zoom) the frames stay as they were
+    scene = draw_scene_motion(synth_options(**QUIET, flow=0.02), (0, 0, 1, 1), look=look,
+                              num_frames=24)
+    outside = scene.flow.mask[:48, :64, 0] == 0
+    assert outside.mean() > 0.3 and (flowing[:, outside] == flowing[0, outside]).all()
+    assert (flowing[:, ~outside] != flowing[0, ~outside]).any(axis=-1).mean() > 0.3
+
+
+def test_the_handheld_camera_is_the_same_behind_either_class():
+    """A time-reversal pair in one handheld scene (zoom, shake, flow; one shape each, at the
+    same place): the frames differ only inside that shape's disk."""
+    handheld = synth_options("handheld", pan=0.0, noise=(0.0, 0.0), size=(64, 48))
+    clockwise, _ = _scene("RotateClockwise", handheld)
+    counter, _ = _scene("RotateCounterclockwise", handheld)
+    scene_change = (clockwise[1:] != clockwise[:-1]).any(-1).mean()
+    assert scene_change > 0.3
+    assert (clockwise[1:] != counter[1:]).any(axis=(1, 2, 3)).all()  # the rotations differ
+    for a, b in zip(clockwise[1:], counter[1:], strict=True):
+        rows, cols = np.nonzero((a != b).any(-1))
+        spread = np.hypot(rows - rows.mean(), cols - cols.mean()).max()
+        assert spread < 0.14 * 1.25 * np.exp(0.3) * 48 + 2  # radius x bump x zoom, pixels
+
+
+def test_cli_writes_the_new_variants_and_records_their_options(tmp_path, capsys):
+    assert main(["synth", str(tmp_path / "c"), "--variant", "crowd", "--classes", "2",
+                 "--videos-per-class", "4", "--size", "32", "24", "--frames", "12",
+                 "--distractors", "3"]) == 0
+    assert "variant crowd" in capsys.readouterr().out
+    import json
+
+    options = json.loads((tmp_path / "c" / "synth.json").read_text())["options"]
+    assert options["distractors"] == 3 and options["zoom"] == 0.0
+    assert main(["synth", str(tmp_path / "h"), "--variant", "handheld", "--classes", "2",
+                 "--videos-per-class", "4", "--size", "32", "24", "--frames", "12",
+                 "--zoom", "0.2", "--shake", "0.01", "--flow", "0.03"]) == 0
+    options = json.loads((tmp_path / "h" / "synth.json").read_text())["options"]
+    assert (options["zoom"], options["shake"], options["flow"], options["pan"]) == \
+        (0.2, 0.01, 0.03, 0.15)
+    assert len(UCF101(tmp_path / "h" / "UCF-101", tmp_path / "h" / "ucfTrainTestlist")) == 6
+    assert main(["synth", str(tmp_path / "x"), "--distractors", "-1"]) == 2
+    assert main(["synth", str(tmp_path / "x"), "--zoom", "2"]) == 2
+    assert "zoom must be in [0, 1]" in capsys.readouterr().err
+
+
+def test_a_distractor_takes_nothing_from_the_class_draws(tmp_path, monkeypatch):
+    """write_dataset with one distractor and without: the raw frames differ only inside one
+    disk per frame, so the class's shapes, sway and noise are the default variant's (whose
+    bytes therefore stay as they were)."""
+    import playspeed.data.synthetic as synthetic
+
+    written = {}
+
+    def capture(path, frames, **kwargs):
+        written[path.parent.name, path.name.replace(".tmp", "")] = np.stack(list(frames))
+        path.write_bytes(b"")
+
+    monkeypatch.setattr(synthetic, "write_video", capture)
+    args = dict(num_classes=2, videos_per_class=4, size=(64, 48), frames=20)
+    write_dataset(tmp_path / "plain", **args)
+    plain, written = written, {}
+    write_dataset(tmp_path / "one", distractors=1, **args)
+    assert plain.keys() == written.keys() and len(plain) == 8
+    for key, frames in written.items():
+        differ = (frames != plain[key]).any(-1)
+        assert differ.mean() > 0.005, key  # the distractor shows
+        for mask in differ:
+            rows, cols = np.nonzero(mask)
+            if len(rows):
+                spread = np.hypot(rows - rows.mean(), cols - cols.mean()).max()
+                assert spread < 2 * 0.14 * 1.25 * 48 + 2, key

@@ -16,6 +16,12 @@ Every class's tempo varies from video to video (durations scale by 1/tempo), so 
 speed has to be judged from motion. A UCF-101 "group" is one scene (background and object
 look) filmed several times; test groups are disjoint from train groups, as in UCF-101.
 
+Motion unrelated to the class, as real video has (other people, the camera, the background),
+is an option (:class:`SceneMotion`): distractor shapes wandering on their own paths and
+tempos, camera zoom and shake, a background layer that flows on its own. It is drawn from
+generators of its own, never from the class's, so the same scene motion can play behind any
+class.
+
 Units: lengths in frame heights (the frame spans x in [0, W/H], y in [0, 1], y down),
 times in frames, angles in radians (increasing = clockwise on screen).
 """
@@ -26,7 +32,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, replace
 from functools import partial
 from pathlib import Path
@@ -44,6 +50,8 @@ TAU = 2 * math.pi
 # markedly slower on it (train loss 1.65 vs 1.45 after 20 epochs of the demo's settings).
 TEMPO = (0.9, 1.7)
 _SWAY = 0.05  # bound of the camera sway amplitude (frame heights)
+# Distractor radii (frame heights): 10 of them cover about a quarter of a 4:3 frame.
+DISTRACTOR_RADIUS = (0.07, 0.14)
 
 
 @dataclass(frozen=True)
@@ -295,11 +303,21 @@ def _upsample(grid: np.ndarray, height: int, width: int) -> np.ndarray:
     return rows[:, x0] * (1 - wx) + rows[:, x1] * wx
 
 
+def _contrasting_luminance(rng: np.random.Generator, bright: bool) -> float:
+    """A moving shape's luminance: dark on a bright background, light on a dark one."""
+    return rng.uniform(0, 60) if bright else rng.uniform(195, 255)
+
+
+def _is_bright(background: np.ndarray) -> bool:
+    return float(background.mean(axis=(0, 1)) @ _LUMINANCE) > 128
+
+
 def draw_look(rng: np.random.Generator, size: tuple[int, int], *, pan: float = _SWAY) -> Look:
     """A random scene for ``size`` (W, H) frames: a multi-scale noise texture in a
     3-colour palette, with static clutter (rings, shards, whole shapes) so that what the
     moving classes show in a still (rings of Ripple, pieces of BreakApart) is in every
-    class's frames; and a moving-shape look whose brightness contrasts with the texture."""
+    class's frames; and a moving-shape look whose brightness contrasts with the texture.
+    ``pan``: how far (frame heights) the camera may look beyond the frame on each side."""
     width, height = size
     margin = _margin(height, pan)
     full_h, full_w = height + 2 * margin, width + 2 * margin
@@ -321,14 +339,33 @@ def draw_look(rng: np.random.Generator, size: tuple[int, int], *, pan: float = _
               angle=rng.uniform(0, TAU), alpha=rng.uniform(0.5, 1),
               ring=0.03 * height if kind == 0 else 0.0,
               sector=(start, start + rng.uniform(0.8, 2)) if kind == 1 else None)
-    bright = float(background.mean(axis=(0, 1)) @ _LUMINANCE) > 128
-    shape = Shape.draw(rng, rng.uniform(0, 60) if bright else rng.uniform(195, 255))
+    shape = Shape.draw(rng, _contrasting_luminance(rng, _is_bright(background)))
     return Look(background=np.clip(background, 0, 255), shape=shape)
 
 
 def _margin(height: int, pan: float) -> int:
     """Pixels the background extends beyond the frame on each side (camera sway)."""
     return int(math.ceil(pan * height))
+
+
+def _periodic_texture(rng: np.random.Generator, height: int, width: int, *, scale: int
+                      ) -> np.ndarray:
+    """A multi-scale noise field ``height x width`` in [0, 1] that tiles (bilinear
+    interpolation wraps around both edges), so it can scroll without a seam; ``scale``: the
+    coarsest cell, in pixels."""
+    def axis(n_out: int, cells: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        pos = np.arange(n_out) * cells / n_out
+        low = pos.astype(np.int64)
+        return low, (low + 1) % cells, (pos - low).astype(np.float32)
+
+    field = np.zeros((height, width), dtype=np.float32)
+    for cell, weight in ((scale, 0.6), (max(2, scale // 4), 0.4)):
+        grid = rng.random((max(2, height // cell), max(2, width // cell)), dtype=np.float32)
+        y0, y1, wy = axis(height, grid.shape[0])
+        x0, x1, wx = axis(width, grid.shape[1])
+        rows = grid[y0] * (1 - wy)[:, None] + grid[y1] * wy[:, None]
+        field += weight * (rows[:, x0] * (1 - wx) + rows[:, x1] * wx)
+    return (field - field.min()) / max(float(np.ptp(field)), 1e-6)
 
 
 def _draw(canvas: np.ndarray, shape: Shape, *, x: float, y: float, radius: float,
@@ -381,16 +418,190 @@ def still_frames(num_frames: int, fraction: float, rng: np.random.Generator) -> 
     return still
 
 
+# --- motion unrelated to the class (SceneMotion) ---
+
+
+@dataclass(frozen=True)
+class Distractor:
+    """A shape that moves on its own, whatever the class: its track and its look."""
+
+    track: Track
+    shape: Shape
+
+
+@dataclass(frozen=True)
+class FlowLayer:
+    """A background layer that moves on its own (water, clouds, a crowd far away): a tiling
+    texture scrolling at a constant velocity inside a fixed region of the background.
+
+    ``texture``: float32 ``Hb x Wb x 3`` (the look's background size); ``mask``: float32
+    ``Hb x Wb x 1`` in [0, 1], where the layer covers the background; ``velocity``: (x, y)
+    pixels per frame."""
+
+    texture: np.ndarray
+    mask: np.ndarray
+    velocity: np.ndarray
+
+    def over(self, background: np.ndarray, frame: int) -> np.ndarray:
+        """``background`` with the layer as it is at ``frame`` laid over it."""
+        dx, dy = np.round(self.velocity * frame).astype(int)
+        moved = np.roll(self.texture, (int(dy), int(dx)), axis=(0, 1))
+        return background + self.mask * (moved - background)
+
+
+@dataclass(frozen=True)
+class SceneMotion:
+    """Motion unrelated to the class, drawn on its own generators (:func:`draw_scene_motion`):
+    ``distractors`` drawn under the class's shapes; camera ``zoom`` (``(T,)`` view scale,
+    above 1 zoomed in) and ``shake`` (``(T, 2)`` camera offset, frame heights) on top of the
+    sway; a ``flow`` layer over the background. Empty: none of it (the default)."""
+
+    distractors: tuple[Distractor, ...] = ()
+    zoom: np.ndarray | None = None
+    shake: np.ndarray | None = None
+    flow: FlowLayer | None = None
+
+
+def _fold(values: np.ndarray, low: float, high: float) -> np.ndarray:
+    """Positions reflected back into [low, high] at its ends (a shape bouncing off them)."""
+    span = max(high - low, 1e-9)
+    offset = np.mod(values - low, 2 * span)
+    return low + span - np.abs(offset - span)
+
+
+def draw_distractors(rng: np.random.Generator, *, count: int, num_frames: int, aspect: float,
+                     bright: bool, tempo: tuple[float, float] = TEMPO
+                     ) -> tuple[Distractor, ...]:
+    """``count`` shapes that move on their own, each at its own tempo (log-uniform over
+    ``tempo``, so their motion tells playback speed as the class's does) on one of three
+    kinds of path: wandering (constant pace, smoothly turning heading), circling, or swinging
+    to and fro along a line; each spins slowly and bounces off the frame's edges. Their looks
+    are drawn as the class's shape is (brightness contrasting with a ``bright`` background or
+    not), each its own."""
+    t = np.arange(num_frames, dtype=np.float64)
+    distractors = []
+    for _ in range(count):
+        pace = draw_tempo(rng, tempo)
+        radius = float(rng.uniform(*DISTRACTOR_RADIUS))
+        kind = int(rng.integers(3))
+        if kind == 0:
+            periods = rng.uniform(30, 120, 3)[:, None] / pace
+            turns = rng.uniform(0.5, 1.5, 3)[:, None] * np.sin(
+                TAU * t / periods + rng.uniform(0, TAU, 3)[:, None])
+            heading = rng.uniform(0, TAU) + turns.sum(axis=0)
+            step = rng.uniform(0.004, 0.012) * pace
+            x, y = np.cumsum(step * np.cos(heading)), np.cumsum(step * np.sin(heading))
+        elif kind == 1:
+            reach, phase = rng.uniform(0.05, 0.2), rng.uniform(0, TAU)
+            angle = phase + rng.choice([-1, 1]) * rng.uniform(0.03, 0.08) * pace * t
+            x, y = reach * np.cos(angle), reach * np.sin(angle)
+        else:
+            reach, heading = rng.uniform(0.05, 0.2), rng.uniform(0, TAU)
+            swing = reach * np.sin(TAU * t * pace / rng.uniform(40, 120) + rng.uniform(0, TAU))
+            x, y = swing * np.cos(heading), swing * np.sin(heading)
+        start_x = rng.uniform(radius, aspect - radius)
+        start_y = rng.uniform(radius, 1 - radius)
+        track = Track(x=_fold(start_x + x, radius, aspect - radius),
+                      y=_fold(start_y + y, radius, 1 - radius), radius=radius,
+                      angle=rng.uniform(0, TAU) + rng.uniform(-0.05, 0.05) * pace * t)
+        distractors.append(Distractor(track=track, shape=Shape.draw(
+            rng, _contrasting_luminance(rng, bright))))
+    return tuple(distractors)
+
+
+def draw_zoom(rng: np.random.Generator, *, amount: float, num_frames: int) -> np.ndarray:
+    """The view scale per frame (``(T,)``): zooming in and out slowly around 1, by a factor
+    up to ``exp(amount)`` either way (amplitude uniform over [0, amount], period 60-160
+    frames)."""
+    t = np.arange(num_frames, dtype=np.float64)
+    amplitude, period = rng.uniform(0, amount), rng.uniform(60, 160)
+    return np.exp(amplitude * np.sin(TAU * t / period + rng.uniform(0, TAU)))
+
+
+def draw_shake(rng: np.random.Generator, *, amount: float, num_frames: int) -> np.ndarray:
+    """A hand's jitter (``(T, 2)``, frame heights): per axis three fast sinusoids (periods
+    3-12 frames) mixed with random weights, their amplitude at most ``amount``."""
+    t = np.arange(num_frames, dtype=np.float64)[:, None, None]
+    periods, phases = rng.uniform(3, 12, (3, 2)), rng.uniform(0, TAU, (3, 2))
+    weights = rng.uniform(0.2, 1, (3, 2))
+    waves = (weights * np.sin(TAU * t / periods + phases)).sum(axis=1) / weights.sum(axis=0)
+    return rng.uniform(0.5, 1) * amount * waves
+
+
+FLOW_COVER = 0.4  # share of the background the flowing layer covers
+
+
+def draw_flow(rng: np.random.Generator, *, amount: float, background: np.ndarray,
+              height: int) -> FlowLayer:
+    """A flowing layer for ``background`` (``Hb x Wb x 3``) of ``height``-pixel frames: a
+    contrasting two-colour tiling texture that scrolls in a random direction at ``amount`` x (0.5-1)
+    frame heights per frame, inside blobs covering :data:`FLOW_COVER` of the background."""
+    full_h, full_w = background.shape[:2]
+    field = _periodic_texture(rng, full_h, full_w, scale=max(2, height // 4))
+    # two colours at least 80 grey levels apart per channel, so the flow is seen
+    base = rng.uniform(40, 215, 3)
+    other = base + np.where(base > 128, -1, 1) * rng.uniform(80, 120, 3)
+    texture = (base + field[..., None] * (other - base)).astype(np.float32)
+    region = _periodic_texture(rng, full_h, full_w, scale=max(2, height // 2))
+    threshold = float(np.quantile(region, 1 - FLOW_COVER))
+    mask = np.clip((region - threshold) / 0.1, 0, 1)[..., None].astype(np.float32)
+    speed, direction = rng.uniform(0.5, 1) * amount * height, rng.uniform(0, TAU)
+    return FlowLayer(texture=texture, mask=mask,
+                     velocity=speed * np.array([math.cos(direction), math.sin(direction)]))
+
+
+def draw_scene_motion(options: SynthOptions, key: Sequence[int], *, look: Look,
+                      num_frames: int) -> SceneMotion:
+    """The motion unrelated to the class that ``options`` ask for, in scene ``look``: each
+    part from a generator of its own seeded by ``(*key, part)`` (``key``: the video's seed,
+    class, group and clip), so turning one option on changes nothing else, and the class's
+    own draws stay as they are without them."""
+    def rng(part: int) -> np.random.Generator:
+        return np.random.default_rng([*key, part])
+
+    width, height = options.size
+    return SceneMotion(
+        distractors=draw_distractors(rng(2), count=options.distractors, num_frames=num_frames,
+                                     aspect=width / height, bright=_is_bright(look.background),
+                                     tempo=options.tempo),
+        zoom=draw_zoom(rng(3), amount=options.zoom, num_frames=num_frames)
+        if options.zoom else None,
+        shake=draw_shake(rng(4), amount=options.shake, num_frames=num_frames)
+        if options.shake else None,
+        flow=draw_flow(rng(5), amount=options.flow, background=look.background, height=height)
+        if options.flow else None)
+
+
+def _view(world: np.ndarray, *, left: float, top: float, size: tuple[int, int],
+          scale: float) -> np.ndarray:
+    """The ``H x W`` frame a camera whose unzoomed frame starts at (``left``, ``top``) pixels
+    of ``world`` sees when zoomed by ``scale`` about its centre (bilinear)."""
+    width, height = size
+
+    def axis(start: float, n_out: int, n_in: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        pos = start + n_out / 2 + (np.arange(n_out) + 0.5 - n_out / 2) / scale - 0.5
+        pos = np.clip(pos, 0, n_in - 1)
+        low = np.minimum(pos.astype(np.int64), n_in - 2)
+        return low, low + 1, (pos - low).astype(np.float32)
+
+    y0, y1, wy = axis(top, height, world.shape[0])
+    x0, x1, wx = axis(left, width, world.shape[1])
+    rows = world[y0] * (1 - wy)[:, None, None] + world[y1] * wy[:, None, None]
+    return rows[:, x0] * (1 - wx)[:, None] + rows[:, x1] * wx[:, None]
+
+
 def render(name: str, *, look: Look, rng: np.random.Generator, size: tuple[int, int],
            num_frames: int, tempo: float | None = None, still: np.ndarray | None = None,
-           pan: float = _SWAY, noise: tuple[float, float] = (2.0, 8.0)
-           ) -> Iterator[np.ndarray]:
+           pan: float = _SWAY, noise: tuple[float, float] = (2.0, 8.0),
+           scene: SceneMotion = SceneMotion()) -> Iterator[np.ndarray]:
     """Frames (``H x W x 3`` uint8) of one video of class ``name`` in scene ``look``.
 
     ``tempo``: default drawn from ``rng`` over :data:`TEMPO`; ``still``: frames where the
     motion's clock stops (the objects rest; camera and noise go on); ``pan``: bound of the
-    camera sway amplitude in frame heights (``look`` must be drawn with the same ``pan``);
-    ``noise``: range of the sensor noise's standard deviation (grey levels).
+    camera sway amplitude in frame heights (``look`` must be drawn with at least this
+    ``pan``, plus the shake and zoom-out of ``scene``: :meth:`SynthOptions.reach`);
+    ``noise``: range of the sensor noise's standard deviation (grey levels); ``scene``:
+    motion unrelated to the class (nothing from it is drawn from ``rng``).
     """
     width, height = size
     t = np.arange(num_frames, dtype=np.float64)
@@ -404,18 +615,34 @@ def render(name: str, *, look: Look, rng: np.random.Generator, size: tuple[int, 
     sigma = float(rng.uniform(*noise))
     noise = rng.standard_normal((4, height, width, 3), dtype=np.float32) * sigma
     choice = rng.integers(0, len(noise), num_frames)
+    if scene.shake is not None:
+        camera = camera + scene.shake
+    # Distractors first: the class's shapes pass in front of them.
+    layers = [(d.track, d.shape) for d in scene.distractors] + [(track, look.shape)
+                                                                for track in tracks]
     # Per track, per frame: x, y, radius (pixels, camera removed), angle, alpha.
     paths = [np.stack(np.broadcast_arrays(
         (track.x - camera[:, 0]) * height, (track.y - camera[:, 1]) * height,
-        np.asarray(track.radius) * height, track.angle, track.alpha)) for track in tracks]
-    margin = _margin(height, pan)
+        np.asarray(track.radius) * height, track.angle, track.alpha)) for track, _ in layers]
+    zoom = scene.zoom
+    if zoom is not None:  # about the frame's centre: positions and radii scale with it
+        centre = np.array([[width / 2], [height / 2]])
+        paths = [np.concatenate([centre + (path[:2] - centre) * zoom, path[2:3] * zoom,
+                                 path[3:]]) for path in paths]
+    margin = (look.background.shape[0] - height) // 2
     for i in range(num_frames):
-        left, top = margin + np.round(camera[i] * height).astype(int)
-        canvas = look.background[top:top + height, left:left + width].copy()
-        for track, path in zip(tracks, paths, strict=True):
+        world = look.background if scene.flow is None else scene.flow.over(look.background, i)
+        if zoom is None:
+            left, top = margin + np.round(camera[i] * height).astype(int)
+            canvas = world[top:top + height, left:left + width].copy()
+        else:
+            left, top = margin + camera[i] * height
+            canvas = _view(world, left=left, top=top, size=size, scale=zoom[i])
+        for (track, shape), path in zip(layers, paths, strict=True):
             x, y, radius, angle, alpha = path[:, i]
-            _draw(canvas, look.shape, x=x, y=y, radius=radius, angle=angle, alpha=alpha,
-                  ring=track.ring * height, sector=track.sector)
+            ring = track.ring * height if zoom is None else track.ring * height * zoom[i]
+            _draw(canvas, shape, x=x, y=y, radius=radius, angle=angle, alpha=alpha,
+                  ring=ring, sector=track.sector)
         canvas += noise[choice[i]]
         yield np.clip(canvas, 0, 255).astype(np.uint8)
 
@@ -444,7 +671,11 @@ class SynthOptions:
     :data:`CLASS_SETS` or the class names; ``static``: per-video share of frames, uniform
     over this range, in which the motion stands still (:func:`still_frames`); ``pan``: bound
     of the camera sway amplitude (frame heights); ``noise``: range of the sensor noise's
-    standard deviation (grey levels).
+    standard deviation (grey levels). Motion unrelated to the class (:class:`SceneMotion`):
+    ``distractors``: shapes wandering on their own (:func:`draw_distractors`); ``zoom``:
+    bound of the camera's log zoom amplitude (:func:`draw_zoom`); ``shake``: bound of the
+    camera jitter amplitude (frame heights, :func:`draw_shake`); ``flow``: speed bound of a
+    flowing background layer (frame heights per frame, :func:`draw_flow`); 0: none.
     """
 
     size: tuple[int, int] = (320, 240)
@@ -454,6 +685,16 @@ class SynthOptions:
     static: tuple[float, float] = (0.0, 0.0)
     pan: float = _SWAY
     noise: tuple[float, float] = (2.0, 8.0)
+    distractors: int = 0
+    zoom: float = 0.0
+    shake: float = 0.0
+    flow: float = 0.0
+
+    def reach(self) -> float:
+        """How far (frame heights) the camera may see beyond the frame on each side: the
+        sway, the shake, and the zoomed-out view's extra width."""
+        width, height = self.size
+        return self.pan + self.shake + 0.5 * width / height * math.expm1(self.zoom)
 
     def class_names(self) -> tuple[str, ...]:
         if isinstance(self.class_set, str):
@@ -482,13 +723,23 @@ class SynthOptions:
             raise PlayspeedError(f"static share must stay below 1, got {self.static[1]}")
         if self.pan < 0:
             raise PlayspeedError(f"pan must be >= 0, got {self.pan}")
+        if self.distractors < 0:
+            raise PlayspeedError(f"distractors must be >= 0, got {self.distractors}")
+        if not 0 <= self.zoom <= 1:
+            raise PlayspeedError(f"zoom must be in [0, 1], got {self.zoom}")
+        for what, value in (("shake", self.shake), ("flow", self.flow)):
+            if value < 0:
+                raise PlayspeedError(f"{what} must be >= 0, got {value}")
         self.class_names()
 
 
 #: Named members of the family: ``default`` is the embedded dataset of the demo; the others
 #: change one thing each, except ``field``, which mixes several as footage brought by users
 #: might (length 90-150, tempo 0.7-1.7x, objects at rest for part of most videos, more pan
-#: and noise).
+#: and noise). Two add motion unrelated to the class over much of the frame, by different
+#: mechanisms (tune on one, report on the other): ``crowd`` 10 distractor shapes wandering on
+#: their own; ``handheld`` the camera (3x the sway, zoom in and out up to 1.35x, shake) and a
+#: background layer flowing on its own over 40% of the background.
 VARIANTS: dict[str, SynthOptions] = {
     "default": SynthOptions(),
     "original-tempo": SynthOptions(tempo=(0.6, 1.7)),
@@ -498,6 +749,8 @@ VARIANTS: dict[str, SynthOptions] = {
     "long-static": SynthOptions(frames=(150, 300), static=(0.2, 0.5)),
     "field": SynthOptions(frames=(90, 150), tempo=(0.7, 1.7), static=(0.0, 0.3), pan=0.12,
                           noise=(4.0, 12.0)),
+    "crowd": SynthOptions(distractors=10),
+    "handheld": SynthOptions(pan=0.15, zoom=0.3, shake=0.02, flow=0.02),
 }
 
 
@@ -526,8 +779,9 @@ def write_dataset(root: str | os.PathLike, *, num_classes: int | None = None,
                   tempo: tuple[float, float] | None = None,
                   class_set: str | tuple[str, ...] | None = None,
                   static: tuple[float, float] | None = None, pan: float | None = None,
-                  noise: tuple[float, float] | None = None, fps: int = 25,
-                  progress: bool = False) -> dict:
+                  noise: tuple[float, float] | None = None, distractors: int | None = None,
+                  zoom: float | None = None, shake: float | None = None,
+                  flow: float | None = None, fps: int = 25, progress: bool = False) -> dict:
     """Write the dataset under ``root`` in the UCF-101 layout; returns its summary.
 
     ``root/UCF-101/<Class>/v_<Class>_gGG_cCC.avi`` and ``root/ucfTrainTestlist/``
@@ -537,10 +791,13 @@ def write_dataset(root: str | os.PathLike, *, num_classes: int | None = None,
     options (see :class:`SynthOptions`), when given, replace the variant's.
     ``num_classes``: the first N classes of the class set (default all). The same arguments
     give the same bytes: every video draws from its own generators seeded by (seed, class,
-    group, clip), so the first N classes are the same videos whatever N.
+    group, clip), so the first N classes are the same videos whatever N; motion unrelated to
+    the class comes from generators of its own (:func:`draw_scene_motion`), so with none of
+    it the videos are those written before it existed.
     """
     options = synth_options(variant, size=size, frames=frames, tempo=tempo,
-                            class_set=class_set, static=static, pan=pan, noise=noise)
+                            class_set=class_set, static=static, pan=pan, noise=noise,
+                            distractors=distractors, zoom=zoom, shake=shake, flow=flow)
     available = options.class_names()
     count = len(available) if num_classes is None else num_classes
     if not 1 <= count <= len(available):
@@ -563,7 +820,7 @@ def write_dataset(root: str | os.PathLike, *, num_classes: int | None = None,
     for name, group, clip in tqdm(jobs, unit="video", disable=not progress, desc="synth"):
         index = list(MOTIONS).index(name)
         look = draw_look(np.random.default_rng([seed, index, group]), (width, height),
-                         pan=options.pan)
+                         pan=options.reach())
         # Length and still stretches come from a generator of their own, so the default
         # options draw exactly what they always drew from the video's generator.
         extra = np.random.default_rng([seed, index, group, clip, 1])
@@ -571,8 +828,11 @@ def write_dataset(root: str | os.PathLike, *, num_classes: int | None = None,
         still = still_frames(num_frames, float(extra.uniform(*options.static)), extra)
         rng = np.random.default_rng([seed, index, group, clip])
         video_tempo = draw_tempo(rng, options.tempo)
+        scene = draw_scene_motion(options, (seed, index, group, clip), look=look,
+                                  num_frames=num_frames)
         video = render(name, look=look, rng=rng, size=(width, height), num_frames=num_frames,
-                       tempo=video_tempo, still=still, pan=options.pan, noise=options.noise)
+                       tempo=video_tempo, still=still, pan=options.pan, noise=options.noise,
+                       scene=scene)
         key = f"{name}/{_video_name(name, group, clip)}"
         path = root / "UCF-101" / key
         path.parent.mkdir(parents=True, exist_ok=True)
