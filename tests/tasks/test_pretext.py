@@ -145,7 +145,8 @@ def test_two_process_ddp_on_cpu(tiny_overrides, tmp_path):
     for name in OBJECTIVES])
 def test_every_objective_trains_and_its_checkpoint_serves_every_command(
         objective, tiny_config, tiny_overrides, synth_root, tmp_path, capsys):
-    """Pretrain a few steps, then the commands a user runs on the checkpoint, unchanged."""
+    """Pretrain a few steps, then the commands a user runs on the checkpoint (and ``show``,
+    which draws the objective's sample), unchanged."""
     from playspeed.cli import main
     from playspeed.tasks.speed import detect_speed
 
@@ -176,6 +177,10 @@ def test_every_objective_trains_and_its_checkpoint_serves_every_command(
     assert main(["extract", "--ckpt", str(ckpt), "--videos", str(folder),
                  "--out", str(tmp_path / "f.npz")]) == 0
     video = next(folder.glob("*.avi"))
+    assert main(["export", "--ckpt", str(ckpt), "--format", "safetensors",
+                 "--out", str(tmp_path / "backbone.safetensors")]) == 0
+    assert main(["show", str(video), "--objective", objective, "--clip-len", "8",
+                 "--out", str(tmp_path / "show.png")]) == 0
     capsys.readouterr()
     if OBJECTIVES[objective].has_speed_head:
         windows = detect_speed(ckpt, video)["windows"]
