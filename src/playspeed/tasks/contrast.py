@@ -21,6 +21,10 @@ batch's own keys, plus a queue of keys from earlier steps, each stored with its 
   statistics with the negatives of its sub-batch: statistics alone cannot single it out.
 - Loss: one InfoNCE term per (query, positive) pair over ``[positive, negatives]`` (RSPNet's
   form for several positives: the other positives are in neither term), averaged over pairs.
+- Several processes (DDP): each scores its own batch; the key encoders stay equal, as they
+  follow the synchronised online weights. DDP's buffer broadcast (on by default) copies rank
+  0's buffers, the queue among them, to every process before each step, so the queue holds
+  rank 0's keys; video indices are the dataset's, so the masks hold on every process.
 
 Shapes: ``B`` samples of ``N`` clips; ``P`` the projection size; ``K`` the queue length.
 """
