@@ -26,6 +26,7 @@ ALL_LABELS = {
     "rotation": {(k,) for k in range(4)},
     "sort": set(range(6)),
     "vcop": set(range(6)),
+    "speed_contrast": {(s, d) for s in range(4) for d in range(2)},
 }
 
 
@@ -59,12 +60,12 @@ def labels_shown(objective, codes, rotations=None, *, speeds=SPEEDS):
         return order_index(codes[:, 0])
     speed = [speeds.index(abs(s)) for s in signed]
     direction = [DIRECTIONS.index(int(np.sign(s))) for s in signed]
-    if objective != "classify":
+    if objective not in ("classify", "speed_contrast"):  # speed_contrast draws as classify
         assert objective in ("speed", "direction", "rotation")
         assert objective == "direction" or (signed > 0).all()  # the others play forward
         assert objective == "speed" or (np.abs(signed) == 1).all()  # the others at 1x
-    columns = {"classify": [speed, direction], "speed": [speed], "direction": [direction],
-               "rotation": [rotations]}[objective]
+    columns = {"classify": [speed, direction], "speed_contrast": [speed, direction],
+               "speed": [speed], "direction": [direction], "rotation": [rotations]}[objective]
     return np.stack(columns, axis=1)
 
 
