@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from playspeed.tasks.checkpoints import load_backbone_weights, load_task
+from playspeed.tasks.checkpoints import load_backbone_weights
 from playspeed.tasks.contrast import (
     KeyQueue,
     MomentumContrast,
@@ -20,6 +20,7 @@ from playspeed.tasks.contrast import (
 )
 from playspeed.tasks.data import build_source, load_records, pretext_dataset
 from playspeed.tasks.pretext import PlaybackSpeedPretraining
+from playspeed.tasks.registry import load_task
 
 # --- positives and negatives ---
 

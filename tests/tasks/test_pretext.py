@@ -179,8 +179,8 @@ def test_every_objective_trains_and_its_checkpoint_serves_every_command(
     video = next(folder.glob("*.avi"))
     assert main(["export", "--ckpt", str(ckpt), "--format", "safetensors",
                  "--out", str(tmp_path / "backbone.safetensors")]) == 0
-    assert main(["show", str(video), "--objective", objective, "--clip-len", "8",
-                 "--out", str(tmp_path / "show.png")]) == 0
+    assert main(["show", str(video), "--ckpt", str(ckpt), "--out", str(tmp_path / "show.png")
+                 ]) == 0  # drawn as the checkpoint's objective samples
     capsys.readouterr()
     if OBJECTIVES[objective].has_speed_head:
         windows = detect_speed(ckpt, video)["windows"]
