@@ -15,6 +15,7 @@ Every reading a stage returns comes with the chance level its command stored bes
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -142,6 +143,20 @@ def finetune_and_test(run_dir: Path, label: str, config: Config, *, init: Path |
     tested = run_stage(f"test ({label})", run_dir / "test" / "metrics.json",
                        lambda: evaluate(last_checkpoint(run_dir), out=run_dir / "test"), log)
     return tuned, tested
+
+
+def equal_compute_overrides(*, clips: int, batch_size: int, train_videos: int) -> list[str]:
+    """Overrides that make a fine-tuning run on ``train_videos`` videos pass ``clips`` clips
+    through its backbone: the steps (``trainer.max_steps``) and the epochs they span
+    (``trainer.max_epochs``). A step takes ``batch_size`` clips, a last partial batch being
+    dropped, or every video when there are fewer than a batch. The schedule (warm-up,
+    cosine) stretches over the steps. For a scratch run with the compute of a pretraining and
+    its fine-tuning together."""
+    per_step = min(batch_size, train_videos)
+    steps = math.ceil(clips / per_step)
+    steps_per_epoch = max(1, train_videos // per_step)
+    return [f"trainer.max_steps={steps}",
+            f"trainer.max_epochs={math.ceil(steps / steps_per_epoch)}"]
 
 
 def untrained_backbone(config: Config, seed: int) -> nn.Module:

@@ -1,10 +1,12 @@
 """Accuracy readings computed right from known outputs: softmax averaging, top-k, confusion."""
 
 import numpy as np
+import pytest
 import torch
 
 from playspeed.tasks.metrics import (
     confusion_matrix,
+    errors_removed,
     per_class_accuracy,
     topk_accuracy,
     video_and_clip_accuracy,
@@ -40,3 +42,11 @@ def test_topk_accuracy_counts_first_hit_within_k():
     assert metrics == {"top1": 100 / 3, "top2": 200 / 3, "top3": 100.0}
 
 
+
+
+def test_errors_removed_is_the_share_of_the_baseline_errors():
+    assert errors_removed(90.0, 80.0) == pytest.approx(50.0)
+    assert errors_removed(60.0, 20.0) == pytest.approx(50.0)  # the same share of errors
+    assert errors_removed(70.0, 80.0) == pytest.approx(-50.0)  # more errors than the baseline
+    with pytest.raises(ValueError, match="no errors to remove"):
+        errors_removed(100.0, 100.0)

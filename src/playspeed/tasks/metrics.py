@@ -5,7 +5,9 @@
   per video, softmax scores averaged, then the arg-max (:func:`video_and_clip_accuracy`);
 - retrieval top-k: a query is a hit at ``k`` when one of its ``k`` nearest gallery videos
   has its class (:func:`topk_accuracy`);
-- confusion matrices and per-class recall, for the reports.
+- confusion matrices and per-class recall, for the reports;
+- the share of a baseline's errors that a model removes (:func:`errors_removed`), the reading
+  of a gain that still says something once the baseline nears 100%.
 
 Chance levels of the same readings live in :mod:`playspeed.chance`.
 """
@@ -57,3 +59,12 @@ def per_class_accuracy(matrix: np.ndarray) -> np.ndarray:
     totals = matrix.sum(1)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(totals > 0, np.diag(matrix) / totals * 100, np.nan)
+
+
+def errors_removed(accuracy: float, baseline: float) -> float:
+    """The share (percent) of ``baseline``'s errors that ``accuracy`` removes (both percent):
+    ``100 * (accuracy - baseline) / (100 - baseline)``; negative when it adds errors. 90
+    against 80 removes 50% of the errors, as 60 against 20 does."""
+    if baseline >= 100:
+        raise ValueError(f"a baseline at {baseline}% has no errors to remove")
+    return 100.0 * (accuracy - baseline) / (100.0 - baseline)
