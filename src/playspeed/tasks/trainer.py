@@ -124,17 +124,36 @@ def _fraction_or_count(value: float) -> float | int:
 
 
 class ClipDataModule(L.LightningDataModule):
-    """Train and validation loaders, sharded by the trainer's world size once it is known."""
+    """Train and validation loaders, sharded by the trainer's world size once it is known.
+
+    Checkpoints keep the training loader's position in its epoch (its ``state_dict``), and a
+    resumed run's loader starts there. Lightning keeps it with its loop state too, but when
+    ``configure_optimizers`` asks for ``estimated_stepping_batches`` it makes the loader
+    before reading the checkpoint and never hands the state back (Lightning issue #20550);
+    a data module's state is read first.
+    """
 
     def __init__(self, config: Config, train_set, val_set) -> None:
         super().__init__()
         self.config, self.train_set, self.val_set = config, train_set, val_set
+        self._train_loader = None
+        self._train_position: dict | None = None  # from a checkpoint, for the next loader
 
     def train_dataloader(self):
         from playspeed.tasks.data import make_loader
 
-        return make_loader(self.train_set, self.config, train=True,
-                           num_replicas=self.trainer.world_size, rank=self.trainer.global_rank)
+        loader = make_loader(self.train_set, self.config, train=True,
+                             num_replicas=self.trainer.world_size, rank=self.trainer.global_rank)
+        if self._train_position is not None:
+            loader.load_state_dict(self._train_position)
+        self._train_loader = loader
+        return loader
+
+    def state_dict(self) -> dict:
+        return {} if self._train_loader is None else {"train": self._train_loader.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._train_position = state.get("train")
 
     def val_dataloader(self):
         from playspeed.tasks.data import make_loader
