@@ -41,6 +41,7 @@ from playspeed.demo import (
 )
 from playspeed.errors import PlayspeedError
 from playspeed.objectives import OBJECTIVES
+from playspeed.rundir import locks_run_dir
 
 DEFAULT_OBJECTIVES = tuple(OBJECTIVES)
 #: The rows that are not a pretext objective.
@@ -107,6 +108,7 @@ def comparison_configs(pretrain_config: Config, objectives: Sequence[str]
         for name, config in configs.items()}
 
 
+@locks_run_dir
 def run_compare(out: Path, *, objectives: Sequence[str] = DEFAULT_OBJECTIVES,
                 quick: bool = True, seed: int = 0, variant: str = "default",
                 scale: DemoScale | None = None, overrides: Sequence[str] = (),
@@ -186,6 +188,7 @@ def summarize_seeds(results: dict[int, dict[str, dict[str, Any]]]
     return means, stds
 
 
+@locks_run_dir
 def run_compare_seeds(out: Path, *, seeds: Sequence[int], quick: bool = True,
                       variant: str = "default", log: Callable[[str], None] = print,
                       **kwargs: Any) -> dict[int, dict[str, dict[str, float]]]:

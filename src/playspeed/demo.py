@@ -25,6 +25,7 @@ from typing import Any
 from playspeed.config import Config, load_config, override_config
 from playspeed.errors import PlayspeedError
 from playspeed.io import write_json
+from playspeed.rundir import locks_run_dir
 
 
 @dataclass(frozen=True)
@@ -223,6 +224,7 @@ def downstream_chance(config: Config) -> dict[str, float]:
             "knn_top1": guess, "linear_top1": guess}
 
 
+@locks_run_dir
 def run_demo(out: Path, *, quick: bool = True, seed: int = 0, scale: DemoScale | None = None,
              log: Callable[[str], None] = print) -> dict[str, dict[str, float]]:
     """Run (or resume) the demo under ``out``; returns the results table by row.

@@ -36,6 +36,7 @@ from playspeed.errors import PlayspeedError
 from playspeed.io import write_json
 from playspeed.models.backbone import Backbone
 from playspeed.models.heads import LinearClassifier
+from playspeed.rundir import locks_run_dir
 from playspeed.tasks.base import VideoTask, backbone_from_config, decay_groups
 from playspeed.tasks.checkpoints import load_backbone_weights, load_weights
 from playspeed.tasks.data import (
@@ -119,6 +120,7 @@ class ActionRecognition(VideoTask):
                  prog_bar=True, batch_size=size, sync_dist=True)
 
 
+@locks_run_dir
 def finetune(config: Config, out: Path, *, init: Path | None = None,
              resume: bool = False) -> dict[str, Any]:
     """Fine-tune on the training split (from ``init``'s backbone, or from scratch)."""

@@ -39,6 +39,7 @@ from playspeed.io import atomic_write_text, write_json
 from playspeed.model_card import write_model_card
 from playspeed.models.heads import ClipOrderHead, PerClipHead, SpeedDirectionHead
 from playspeed.objectives import OBJECTIVES
+from playspeed.rundir import locks_run_dir
 from playspeed.tasks.base import VideoTask, backbone_from_config
 from playspeed.tasks.data import (
     build_source,
@@ -175,6 +176,7 @@ def pretrain_datasets(config: Config) -> tuple[PlaybackSpeedClips, PretextGrid]:
             pretext_val_dataset(config, val_records, source))
 
 
+@locks_run_dir
 def pretrain(config: Config, out: Path, *, resume: bool = False,
              callbacks: Sequence[L.Callback] = ()) -> dict[str, Any]:
     """Pretext training on the configured dataset's training split; returns ``metrics.json``.

@@ -5,6 +5,7 @@ Run directory layout (DESIGN.md §3)::
     OUT/config.yaml            the resolved config
     OUT/metrics.json           final metrics, with the protocol that produced them
     OUT/checkpoints/{last,best}.ckpt   written atomically by Lightning (temp file + rename)
+    OUT/.lock                  names the run writing here (playspeed.rundir)
     OUT/logs/csv/version_N/metrics.csv    one version per start (a resume adds one)
     OUT/logs/tensorboard/version_N/       TensorBoard event files, likewise
     OUT/plots/                 PNG figures
