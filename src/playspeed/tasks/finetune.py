@@ -45,7 +45,7 @@ from playspeed.tasks.data import (
     holdout_split,
     load_records,
 )
-from playspeed.tasks.trainer import ClipDataModule, final_metrics, fit
+from playspeed.tasks.trainer import ClipDataModule, final_metrics, fit, validation_summary
 
 _NORM_TYPES = (nn.modules.batchnorm._NormBase, nn.GroupNorm)
 
@@ -81,7 +81,11 @@ class ActionRecognition(VideoTask):
 
     def on_train_epoch_start(self) -> None:
         # Lightning never calls train() itself (a new module starts in training mode), so
-        # the frozen-statistics rule below is applied here.
+        # the frozen-statistics rule below is applied here ...
+        self.train()
+
+    def on_train_start(self) -> None:
+        # ... and here, for a run resumed mid-epoch, which skips the epoch's start.
         self.train()
 
     def train(self, mode: bool = True):
@@ -149,6 +153,7 @@ def finetune(config: Config, out: Path, *, init: Path | None = None,
                   monitor="val/acc", resume=resume)
     metrics = {
         **final_metrics(trainer, {"val/acc": "val_clip_top1", "val/loss": "val_loss"}),
+        **validation_summary(trainer, config),
         "val_chance": constant_guess_accuracy([record.label for record in val_records]),
         "clips_seen": task.clips_seen,
         "num_videos": len(val_set),
@@ -163,7 +168,7 @@ def finetune(config: Config, out: Path, *, init: Path | None = None,
             "frozen_stages": task.frozen_stages,
             "label_fraction": config.finetune.label_fraction,
             "lr": config.optim.lr, "backbone_lr": config.optim.lr * config.optim.backbone_lr_scale,
-            "epochs": trainer.current_epoch,
+            "epochs": trainer.current_epoch, "steps": trainer.global_step,
             "effective_batch": config.optim.batch_size * trainer.world_size,
         },
     }

@@ -17,7 +17,8 @@ several readings, ``val/<reading>_acc`` (``classify``: ``val/speed_acc``,
 ``val/direction_acc``).
 
 After training, :func:`pretext_check` compares the final numbers with chance: a pretext that
-did not learn is reported in one warning line and in ``metrics.json``.
+did not learn is reported in one warning line and in ``metrics.json``. A run that never
+validated is not judged: ``metrics.json`` says so (``validated``, ``not_validated``).
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ from playspeed.tasks.data import (
     pretext_val_dataset,
 )
 from playspeed.tasks.evaluation import per_class_accuracy
-from playspeed.tasks.trainer import ClipDataModule, final_metrics, fit
+from playspeed.tasks.trainer import ClipDataModule, final_metrics, fit, validation_summary
 
 
 class PlaybackSpeedPretraining(VideoTask):
@@ -209,13 +210,17 @@ def pretrain(config: Config, out: Path, *, resume: bool = False,
         metrics["speed_val_acc_per_speed"] = {
             str(speed): None if np.isnan(value) else round(float(value), 4) for speed, value in
             zip(speeds, per_class_accuracy(task.speed_confusion), strict=True)}
-    learned, reason = pretext_check(
-        accuracy=metrics.get("pretext_val_acc"), chance=chance["pretext_val_chance"],
-        train_loss=metrics.get("train_loss"), chance_loss=chance_loss(config))
+    validation = validation_summary(trainer, config)
+    learned, reason = None, None  # a run that never validated is not judged
+    if validation["validated"]:
+        learned, reason = pretext_check(
+            accuracy=metrics.get("pretext_val_acc"), chance=chance["pretext_val_chance"],
+            train_loss=metrics.get("train_loss"), chance_loss=chance_loss(config))
     grid = (f"every label at {pretext.val_starts} evenly spaced starts per video, one clip "
             "per item" if objective.per_clip else
             f"{pretext.val_samples} fixed seeded samples per video")
     metrics |= {
+        **validation,
         "pretext_learned": learned, "pretext_warning": reason,
         "clips_seen": task.clips_seen,
         "num_videos": val_set.num_videos,
@@ -233,7 +238,8 @@ def pretrain(config: Config, out: Path, *, resume: bool = False,
             **({"clip_gap": pretext.clip_gap} if objective.draw == "tuple" else {}),
             "backbone": config.model.backbone, "norm": config.model.norm,
             "input_mode": config.model.input_mode,
-            "epochs": trainer.current_epoch, "lr": config.optim.lr,
+            "epochs": trainer.current_epoch, "steps": trainer.global_step,
+            "lr": config.optim.lr,
             "effective_batch": config.optim.batch_size * trainer.world_size,
             "train_videos": len(train_set), "excluded_short_videos": len(train_set.excluded),
         },
@@ -254,7 +260,7 @@ def pretrain(config: Config, out: Path, *, resume: bool = False,
                            out / "plots" / "speed_confusion.png",
                            title=f"speed accuracy {speed_acc:.1f}% "
                                  f"(chance {chance['speed_val_chance']:.1f}%)")
-        if not learned:
+        if learned is False:
             print(f"warning: {reason}", file=sys.stderr)
     return metrics
 
@@ -281,15 +287,15 @@ def pretext_check(*, accuracy: float | None, chance: float, train_loss: float | 
                   loss_margin: float = CHANCE_LOSS_MARGIN) -> tuple[bool, str | None]:
     """Did the pretext learn? ``(False, reason)`` when the validation accuracy (percent) is
     below ``chance + margin`` points or the final training loss is at least
-    ``(1 - loss_margin) * chance_loss``; ``(True, None)`` otherwise. Missing readings (no
-    validation ran) count as not learned."""
+    ``(1 - loss_margin) * chance_loss``; ``(True, None)`` otherwise. A missing accuracy
+    counts as not learned; a missing training loss (a resumed run that had no step left to
+    train) is not judged."""
     accuracy = math.nan if accuracy is None else accuracy
-    train_loss = math.nan if train_loss is None else train_loss
     problems = []
     if not accuracy >= chance + margin:  # NaN fails too
         problems.append(f"validation accuracy {accuracy:.1f}% is not {margin:g} points above "
                         f"chance ({chance:.1f}%)")
-    if not train_loss < (1 - loss_margin) * chance_loss:
+    if train_loss is not None and not train_loss < (1 - loss_margin) * chance_loss:
         problems.append(f"final training loss {train_loss:.3f} is not {loss_margin:.0%} below "
                         f"chance (ln K = {chance_loss:.3f})")
     if not problems:
