@@ -5,9 +5,9 @@ that step from which ``--resume`` continues as if nothing had happened.
 catches SIGTERM, SIGINT and SIGUSR1 during training (:mod:`playspeed.signals`) and:
 
 - stops at the end of the training step in progress, writes ``OUT/checkpoints/last.ckpt``
-  of that step (mid-epoch), and raises :class:`~playspeed.signals.Preempted`, which the
-  command line turns into one line (where it stopped, how to resume) and exit status
-  ``128 + signal``;
+  of that step (mid-epoch), and raises :class:`~playspeed.signals.Preempted` (once the
+  step's values are logged, as the next batch comes in), which the command line turns into
+  one line (where it stopped, how to resume) and exit status ``128 + signal``;
 - a step that ends an epoch first finishes the epoch (its validation and its checkpoints),
   since Lightning resumes a checkpoint of an epoch's last step at the next epoch; the run
   then stops after the next step. A signal after the run's last step lets it end as usual;
@@ -49,6 +49,7 @@ class StopOnSignal(L.Callback):
         self._stopping = False  # writing a stop's checkpoint: state_dict() adds the means
         self._resumed: dict[str, Any] | None = None  # a stop's state, to add back
         self._trainer: L.Trainer | None = None
+        self._stop: Preempted | None = None  # saved, to be raised
 
     # Signals ---------------------------------------------------------------------------
 
@@ -81,9 +82,17 @@ class StopOnSignal(L.Callback):
             trainer.save_checkpoint(self.checkpoint, weights_only=False)
         finally:
             self._stopping = False
-        raise Preempted(signum=received, step=trainer.global_step, epoch=trainer.current_epoch,
-                        batch=batch_idx + 1, batches=int(trainer.num_training_batches),
-                        checkpoint=self.checkpoint, is_global_zero=trainer.is_global_zero)
+        # Raised as the next step starts: Lightning logs this step's values after this hook.
+        self._stop = Preempted(
+            signum=received, step=trainer.global_step, epoch=trainer.current_epoch,
+            batch=batch_idx + 1, batches=int(trainer.num_training_batches),
+            checkpoint=self.checkpoint, is_global_zero=trainer.is_global_zero)
+
+    def on_train_batch_start(self, trainer: L.Trainer, module: L.LightningModule, batch: Any,
+                             batch_idx: int) -> None:
+        if self._stop is not None:
+            stop, self._stop = self._stop, None
+            raise stop
 
     @staticmethod
     def _ends_an_epoch_or_the_run(trainer: L.Trainer, batch_idx: int) -> bool:

@@ -60,9 +60,11 @@ def make_trainer(config: Config, out: Path, *, monitor: str,
     best = ModelCheckpoint(dirpath=checkpoint_dir(out), filename="best", monitor=monitor,
                            mode="max", save_top_k=1, auto_insert_metric_name=False,
                            enable_version_counter=False)
-    callbacks = [LastCheckpoint(out), best, LearningRateMonitor(logging_interval="step"),
-                 ValidateLastEpoch(), ValidationRecord(), StopOnSignal(last_checkpoint(out)),
-                 *callbacks]
+    # StopOnSignal first: the step it stops before must reach no other callback (no
+    # learning rate logged for it).
+    callbacks = [StopOnSignal(last_checkpoint(out)), LastCheckpoint(out), best,
+                 LearningRateMonitor(logging_interval="step"), ValidateLastEpoch(),
+                 ValidationRecord(), *callbacks]
     if trainer_config.progress_bar:
         callbacks.append(TQDMProgressBar(refresh_rate=1))
     loggers = [
