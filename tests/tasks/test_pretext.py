@@ -4,6 +4,9 @@ CPU."""
 
 import json
 import math
+import os
+import shlex
+import signal
 import subprocess
 import sys
 
@@ -11,7 +14,9 @@ import pytest
 import torch
 
 import playspeed.tasks.trainer as trainer_module
+from playspeed.cli import main
 from playspeed.objectives import OBJECTIVES
+from playspeed.signals import Preempted
 from playspeed.tasks.data import build_source, load_records, pretext_dataset
 from playspeed.tasks.pretext import (
     PlaybackSpeedPretraining,
@@ -84,11 +89,19 @@ class _Crash(Exception):
     pass
 
 
-def test_resume_reaches_the_same_weights_as_an_uninterrupted_run(tiny_config, tmp_path,
-                                                                  monkeypatch):
-    # sort: its head's dropout draws from the global RNG, which a resume must restore.
+@pytest.fixture(scope="module")
+def straight_run(tiny_config, tmp_path_factory):
+    """An uninterrupted run of 3 epochs, 2 steps each, validated after epochs 2 and 3 (sort:
+    its head's dropout draws from the global RNG, which a resume must restore)."""
     config = tiny_config("pretrain", "trainer.max_epochs=3", "pretext.objective=sort")
-    pretrain(config, tmp_path / "straight")
+    out = tmp_path_factory.mktemp("straight")
+    pretrain(config, out)
+    return config, out
+
+
+def test_resume_reaches_the_same_weights_as_an_uninterrupted_run(straight_run, tmp_path,
+                                                                  monkeypatch, assert_same_run):
+    config, straight = straight_run
 
     class CrashAtEpoch2(trainer_module.L.Callback):
         def on_train_epoch_start(self, trainer, module):
@@ -104,26 +117,98 @@ def test_resume_reaches_the_same_weights_as_an_uninterrupted_run(tiny_config, tm
 
     monkeypatch.setattr(trainer_module, "make_trainer", crashing_trainer)
     with pytest.raises(_Crash):
-        pretrain(config, tmp_path / "resumed")
+        pretrain(config, tmp_path)
     monkeypatch.setattr(trainer_module, "make_trainer", make_trainer)
-    pretrain(config, tmp_path / "resumed", resume=True)
-
-    def weights(run):
-        return torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
-
+    pretrain(config, tmp_path, resume=True)
     # The interrupted start and the resume each keep their log; together they cover every step.
-    from playspeed.report import read_run_logs
+    assert_same_run(straight, tmp_path)
+    assert json.loads((tmp_path / "metrics.json").read_text())["clips_seen"] == 3 * 2 * 3 * 3
 
-    steps = {run: sorted({step for step, _ in read_run_logs(tmp_path / run)["train/loss"]})
-             for run in ("straight", "resumed")}
-    assert steps["resumed"] == steps["straight"]
-    seen = [json.loads((tmp_path / run / "metrics.json").read_text())["clips_seen"]
-            for run in ("straight", "resumed")]
-    assert seen[0] == seen[1] > 0
-    straight, resumed = weights(tmp_path / "straight"), weights(tmp_path / "resumed")
-    assert straight.keys() == resumed.keys()
-    for key in straight:
-        torch.testing.assert_close(resumed[key], straight[key], rtol=0, atol=1e-6, msg=key)
+
+# Runs the command line with a callback that, on rank 0, announces global step WAIT_AT and
+# waits there for a signal from outside: the signal reaches a running training loop.
+_WAITING_DRIVER = """
+import sys, time
+import lightning as L
+import playspeed.tasks.trainer as trainer_module
+from playspeed.cli import main
+from playspeed.tasks.preemption import StopOnSignal
+
+WAIT_AT = int(sys.argv[1])
+
+
+class WaitForSignal(L.Callback):
+    def on_train_batch_start(self, trainer, module, batch, batch_idx):
+        if trainer.global_step == WAIT_AT and trainer.is_global_zero:
+            stop = next(c for c in trainer.callbacks if isinstance(c, StopOnSignal))
+            print(f"waiting after step {WAIT_AT}", flush=True)
+            deadline = time.monotonic() + 120
+            while stop.catcher.received is None and time.monotonic() < deadline:
+                time.sleep(0.01)
+
+
+make_trainer = trainer_module.make_trainer
+
+
+def make(*args, **kwargs):
+    trainer = make_trainer(*args, **kwargs)
+    trainer.callbacks.append(WaitForSignal())
+    return trainer
+
+
+trainer_module.make_trainer = make
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def _stop_by_signal(argv, *, after_step, tmp_path, env=None, signum=signal.SIGTERM):
+    """Run ``playspeed argv`` in a new process, send rank 0 ``signum`` while it trains the
+    step after ``after_step``; returns (exit status, stderr lines)."""
+    driver = tmp_path / "driver.py"
+    driver.write_text(_WAITING_DRIVER)
+    process = subprocess.Popen([sys.executable, str(driver), str(after_step), *argv], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in process.stdout:
+        if line.startswith("waiting after step"):
+            process.send_signal(signum)
+    _, err = process.communicate(timeout=300)
+    return process.returncode, err.strip().splitlines()
+
+
+@pytest.mark.slow
+def test_sigterm_mid_epoch_then_resume_equals_an_uninterrupted_run(
+        straight_run, tiny_overrides, tmp_path, assert_same_run):
+    _, straight = straight_run
+    argv = ["pretrain", "--config", "pretrain/synthetic_cpu", "--out", str(tmp_path / "run"),
+            *tiny_overrides, "trainer.max_epochs=3", "pretext.objective=sort"]
+    # The same thread count as this process, so that both compute alike to the last bit.
+    env = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}
+    status, err = _stop_by_signal(argv, after_step=2, tmp_path=tmp_path, env=env)
+    assert status == 143, err
+    # One line: where it stopped (the second epoch's first of 2 steps) and how to resume.
+    assert len(err) == 1, err
+    stopped, _, command = err[0].partition("; resume with: ")
+    assert stopped == (f"stopped by SIGTERM at step 3 (epoch 2, batch 1 of 2), saved in "
+                       f"{tmp_path / 'run' / 'checkpoints' / 'last.ckpt'}")
+    words = shlex.split(command)
+    assert words[:3] == ["playspeed", "pretrain", "--resume"] and words[3:] == argv[1:]
+    assert main(words[1:]) == 0
+    assert_same_run(straight, tmp_path / "run")
+
+
+def test_a_stop_in_the_last_epoch_resumes_to_the_same_metrics(straight_run, tmp_path,
+                                                               signal_at_step, assert_same_run):
+    """Also the last epoch's mean training loss, over the steps before and after the stop,
+    and its validation, which the resumed run reaches without the epoch's start."""
+    config, straight = straight_run
+    signal_at_step(4, signal.SIGUSR1)
+    with pytest.raises(Preempted) as stop:
+        pretrain(config, tmp_path)
+    assert (stop.value.step, stop.value.epoch, stop.value.exit_code) == (5, 2, 138)
+    assert not (tmp_path / "metrics.json").exists()
+    signal_at_step(None)
+    pretrain(config, tmp_path, resume=True)
+    assert_same_run(straight, tmp_path)
 
 
 def test_two_process_ddp_on_cpu(tiny_overrides, tmp_path):
@@ -138,7 +223,36 @@ def test_two_process_ddp_on_cpu(tiny_overrides, tmp_path):
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["protocol"]["effective_batch"] == 2 * 3
     assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
+    assert result.stdout.count("pretext accuracy") == 1  # rank 0 speaks for the run
 
+
+@pytest.mark.slow
+def test_two_process_ddp_stops_every_rank_at_one_step_and_resumes_exactly(
+        tiny_overrides, tmp_path, assert_same_run):
+    """SIGTERM to rank 0 alone: rank 1 stops at the same step; the resumed 2-process run
+    equals an uninterrupted one."""
+    ddp = ["trainer.accelerator=cpu", "trainer.devices=2", "trainer.strategy=ddp",
+           "trainer.sync_norm=true", "optim.batch_size=1"]  # 3 steps an epoch per process
+
+    def argv(run, *extra):
+        return ["pretrain", "--config", "pretrain/synthetic_cpu", "--out", str(tmp_path / run),
+                *tiny_overrides, *ddp, *extra]
+
+    straight = subprocess.run([sys.executable, "-m", "playspeed", *argv("straight")],
+                              capture_output=True, text=True, timeout=300)
+    assert straight.returncode == 0, straight.stderr[-3000:]
+    status, err = _stop_by_signal(argv("resumed"), after_step=4, tmp_path=tmp_path)
+    assert status == 143, err
+    stops = [line for line in err if line.startswith("stopped by")]
+    assert len(stops) == 1, err  # rank 0 speaks for the run
+    assert stops[0].startswith(
+        f"stopped by SIGTERM at step 5 (epoch 2, batch 2 of 3), saved in "
+        f"{tmp_path / 'resumed' / 'checkpoints' / 'last.ckpt'}; resume with: playspeed "
+        "pretrain --resume ")
+    resumed = subprocess.run([sys.executable, "-m", "playspeed", *argv("resumed", "--resume")],
+                             capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert_same_run(tmp_path / "straight", tmp_path / "resumed")
 
 
 def test_pretext_check_flags_accuracy_near_chance_or_loss_near_ln_k(tiny_config):
@@ -162,7 +276,6 @@ def test_pretext_check_flags_accuracy_near_chance_or_loss_near_ln_k(tiny_config)
 def test_every_objective_trains_and_its_checkpoint_serves_every_command(
         objective, tiny_config, tiny_overrides, synth_root, tmp_path, capsys):
     """Pretrain a few steps, then the commands a user runs on the checkpoint, unchanged."""
-    from playspeed.cli import main
     from playspeed.tasks.speed import detect_speed
 
     small = ["trainer.max_epochs=1", "trainer.limit_train_batches=2"]
