@@ -255,6 +255,24 @@ def test_two_process_ddp_stops_every_rank_at_one_step_and_resumes_exactly(
     assert_same_run(tmp_path / "straight", tmp_path / "resumed")
 
 
+@pytest.mark.slow
+def test_a_run_stopped_at_max_steps_mid_epoch_leaves_a_checkpoint_for_the_next_commands(
+        tiny_overrides, tmp_path, capsys):
+    """Validation every 2nd epoch of 2 steps; the run stops at step 3, inside the 2nd epoch."""
+    run = tmp_path / "pre"
+    assert main(["pretrain", "--config", "pretrain/synthetic_cpu", "--out", str(run),
+                 *tiny_overrides, "trainer.max_epochs=5", "trainer.max_steps=3",
+                 "trainer.check_val_every_n_epoch=2"]) == 0
+    ckpt = run / "checkpoints" / "last.ckpt"
+    assert torch.load(ckpt, weights_only=True)["global_step"] == 3
+    assert not (run / "checkpoints" / "best.ckpt").exists()  # nothing validated to pick
+    assert main(["retrieve", "--ckpt", str(ckpt), "--out", str(tmp_path / "retrieval")]) == 0
+    assert main(["finetune", "--config", "finetune/synthetic_cpu", "--init", str(ckpt),
+                 "--out", str(tmp_path / "ft"), *tiny_overrides, "trainer.max_epochs=1"]) == 0
+    assert json.loads((tmp_path / "ft" / "metrics.json").read_text())["protocol"]["init"] \
+        == str(ckpt)
+
+
 def test_pretext_check_flags_accuracy_near_chance_or_loss_near_ln_k(tiny_config):
     ln8 = math.log(8)
     assert chance_loss(tiny_config("pretrain", "pretext.speeds=[1,2,4,8]")) == pytest.approx(ln8)
@@ -270,6 +288,9 @@ def test_pretext_check_flags_accuracy_near_chance_or_loss_near_ln_k(tiny_config)
                                     chance_loss=ln8)
     assert not learned and "not 2% below" in reason and "accuracy" not in reason
     assert pretext_check(accuracy=None, chance=12.5, train_loss=None, chance_loss=ln8)[0] is False
+    # A resumed run with no step left has no training loss of its own: not judged on it.
+    assert pretext_check(accuracy=28.0, chance=12.5, train_loss=None, chance_loss=ln8) == (True,
+                                                                                          None)
 
 
 @pytest.mark.parametrize("objective", list(OBJECTIVES))
