@@ -1,11 +1,16 @@
-"""The demo at its smallest setting: every stage runs, the report and metrics agree."""
+"""The demo at its smallest setting: every stage runs, the report and metrics agree, and an
+interrupted training stage resumes from its step."""
 
+import csv
 import json
+import signal
 
 import pytest
 
-from playspeed.demo import ROW_NAMES, DemoScale, run_demo
+from playspeed.demo import ROW_NAMES, DemoScale, pretrain_row, run_demo
 from playspeed.errors import PlayspeedError
+from playspeed.signals import Preempted
+from playspeed.tasks.pretext import pretrain
 
 TINY_TRAINING = ["data.workers=0", "clip.len=8", "clip.size=32", "clip.resize=[40,53]",
                  "clip.test_clips=2", "model.width=0.125", "optim.batch_size=4",
@@ -72,3 +77,22 @@ def test_demo_rerun_resumes_from_its_cache(demo_run):
     lines = []
     assert run_demo(out, scale=TINY, log=lines.append) == rows
     assert lines and all(line.startswith("[cached]") for line in lines)
+
+
+@pytest.mark.slow
+def test_an_interrupted_training_stage_resumes_from_its_step(tiny_config, tmp_path,
+                                                             signal_at_step, assert_same_run):
+    """The stage that demo and compare share: stopped mid-epoch, run again, it resumes."""
+    config = tiny_config("pretrain")  # 2 epochs of 2 steps
+    pretrain(config, tmp_path / "straight")
+    signal_at_step(2, signal.SIGINT)  # during step 3: the stop comes there (epoch 2, batch 1)
+    with pytest.raises(Preempted):
+        pretrain_row(tmp_path, "tgn", "TGN", config, log=lambda line: None)
+    signal_at_step(None)
+    lines = []
+    metrics, ckpt = pretrain_row(tmp_path, "tgn", "TGN", config, log=lines.append)
+    assert lines[0] == "[run] pretrain (TGN)" and metrics["clips_seen"] == 4 * 3 * 3
+    # The second start trained only the last step (logged at step index 3).
+    with open(tmp_path / "pretrain_tgn" / "logs" / "csv" / "version_1" / "metrics.csv") as f:
+        assert [int(row["step"]) for row in csv.DictReader(f) if row["train/loss"]] == [3]
+    assert_same_run(tmp_path / "straight", tmp_path / "pretrain_tgn")
