@@ -217,6 +217,49 @@ def _assert_same_run(straight, resumed):
     assert read_run_logs(resumed) == read_run_logs(straight)
 
 
+# --- files written whole (issue 30) ---
+
+
+@pytest.fixture
+def renamed_into_place(monkeypatch):
+    """The paths files were renamed onto during the test (``os.replace``: the last move of
+    an atomic write, :mod:`playspeed.io`)."""
+    import os
+
+    renamed = []
+    replace = os.replace
+
+    def spy(source, target, *args, **kwargs):
+        renamed.append(Path(target))
+        return replace(source, target, *args, **kwargs)
+
+    monkeypatch.setattr(os, "replace", spy)
+    return renamed
+
+
+_KILLED_WHILE_WRITING = """
+import os, signal, sys
+from playspeed.cli import main
+# The first atomic write dies with all its bytes written, before they are renamed into place.
+os.fsync = lambda fd: os.kill(os.getpid(), signal.SIGKILL)
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.fixture(scope="session")
+def killed_while_writing():
+    """``killed_while_writing(argv)``: run ``playspeed argv`` in a new process that is
+    killed (SIGKILL) in its first file write; returns its exit status."""
+    import subprocess
+    import sys
+
+    def run(argv):
+        return subprocess.run([sys.executable, "-c", _KILLED_WHILE_WRITING, *map(str, argv)],
+                              capture_output=True, timeout=300).returncode
+
+    return run
+
+
 @pytest.fixture(scope="session")
 def untrained_checkpoint():
     """:func:`save_untrained_checkpoint`, for tests outside this file."""
