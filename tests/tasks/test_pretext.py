@@ -99,6 +99,7 @@ def straight_run(tiny_config, tmp_path_factory):
     return config, out
 
 
+@pytest.mark.slow
 def test_resume_reaches_the_same_weights_as_an_uninterrupted_run(straight_run, tmp_path,
                                                                   monkeypatch, assert_same_run):
     config, straight = straight_run
@@ -196,6 +197,7 @@ def test_sigterm_mid_epoch_then_resume_equals_an_uninterrupted_run(
     assert_same_run(straight, tmp_path / "run")
 
 
+@pytest.mark.slow
 def test_a_stop_in_the_last_epoch_resumes_to_the_same_metrics(straight_run, tmp_path,
                                                                signal_at_step, assert_same_run):
     """Also the last epoch's mean training loss, over the steps before and after the stop,
@@ -211,48 +213,55 @@ def test_a_stop_in_the_last_epoch_resumes_to_the_same_metrics(straight_run, tmp_
     assert_same_run(straight, tmp_path)
 
 
-def test_two_process_ddp_on_cpu(tiny_overrides, tmp_path):
-    """Lightning's own DDP (gloo) across two processes, launched as a user would."""
-    command = [
-        sys.executable, "-m", "playspeed", "pretrain", "--config", "pretrain/synthetic_cpu",
-        "--out", str(tmp_path), *tiny_overrides, "trainer.accelerator=cpu", "trainer.devices=2",
-        "trainer.strategy=ddp", "trainer.max_epochs=1", "trainer.sync_norm=true",
-    ]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+# 2-process DDP on CPU (gloo), 1 video a step per process: 3 steps an epoch, 2 epochs.
+_DDP = ("trainer.accelerator=cpu", "trainer.devices=2", "trainer.strategy=ddp",
+        "trainer.sync_norm=true", "optim.batch_size=1")
+
+
+def _ddp_argv(out, tiny_overrides, *extra):
+    return ["pretrain", "--config", "pretrain/synthetic_cpu", "--out", str(out),
+            *tiny_overrides, *_DDP, *extra]
+
+
+@pytest.fixture(scope="module")
+def ddp_run(tiny_overrides, tmp_path_factory):
+    """Lightning's own DDP across two processes, launched as a user would: (result, run)."""
+    out = tmp_path_factory.mktemp("ddp")
+    result = subprocess.run([sys.executable, "-m", "playspeed",
+                             *_ddp_argv(out, tiny_overrides)],
+                            capture_output=True, text=True, timeout=300)
+    return result, out
+
+
+def test_two_process_ddp_on_cpu(ddp_run):
+    result, out = ddp_run
     assert result.returncode == 0, result.stderr[-3000:]
-    metrics = json.loads((tmp_path / "metrics.json").read_text())
-    assert metrics["protocol"]["effective_batch"] == 2 * 3
-    assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["protocol"]["effective_batch"] == 2 * 1
+    assert metrics["clips_seen"] == 2 * 3 * 2 * 3  # epochs x steps x processes x clips
+    assert (out / "checkpoints" / "last.ckpt").is_file()
     assert result.stdout.count("pretext accuracy") == 1  # rank 0 speaks for the run
 
 
 @pytest.mark.slow
 def test_two_process_ddp_stops_every_rank_at_one_step_and_resumes_exactly(
-        tiny_overrides, tmp_path, assert_same_run):
+        ddp_run, tiny_overrides, tmp_path, assert_same_run):
     """SIGTERM to rank 0 alone: rank 1 stops at the same step; the resumed 2-process run
-    equals an uninterrupted one."""
-    ddp = ["trainer.accelerator=cpu", "trainer.devices=2", "trainer.strategy=ddp",
-           "trainer.sync_norm=true", "optim.batch_size=1"]  # 3 steps an epoch per process
-
-    def argv(run, *extra):
-        return ["pretrain", "--config", "pretrain/synthetic_cpu", "--out", str(tmp_path / run),
-                *tiny_overrides, *ddp, *extra]
-
-    straight = subprocess.run([sys.executable, "-m", "playspeed", *argv("straight")],
-                              capture_output=True, text=True, timeout=300)
-    assert straight.returncode == 0, straight.stderr[-3000:]
-    status, err = _stop_by_signal(argv("resumed"), after_step=4, tmp_path=tmp_path)
+    equals the uninterrupted one."""
+    _, straight = ddp_run
+    argv = _ddp_argv(tmp_path / "run", tiny_overrides)
+    status, err = _stop_by_signal(argv, after_step=4, tmp_path=tmp_path)
     assert status == 143, err
     stops = [line for line in err if line.startswith("stopped by")]
     assert len(stops) == 1, err  # rank 0 speaks for the run
     assert stops[0].startswith(
         f"stopped by SIGTERM at step 5 (epoch 2, batch 2 of 3), saved in "
-        f"{tmp_path / 'resumed' / 'checkpoints' / 'last.ckpt'}; resume with: playspeed "
+        f"{tmp_path / 'run' / 'checkpoints' / 'last.ckpt'}; resume with: playspeed "
         "pretrain --resume ")
-    resumed = subprocess.run([sys.executable, "-m", "playspeed", *argv("resumed", "--resume")],
+    resumed = subprocess.run([sys.executable, "-m", "playspeed", *argv, "--resume"],
                              capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert_same_run(tmp_path / "straight", tmp_path / "resumed")
+    assert_same_run(straight, tmp_path / "run")
 
 
 @pytest.mark.slow
