@@ -107,8 +107,8 @@ class StopOnSignal(L.Callback):
         trainer = self._trainer
         sums = _epoch_sums(trainer)
         names = sorted(sums)
-        packed = torch.stack([torch.stack([sums[name][0], sums[name][1]]) for name in names]) \
-            if names else torch.zeros(0, 2, dtype=torch.float64)
+        packed = (torch.stack([torch.stack(sums[name]) for name in names]) if names else
+                  torch.zeros(0, 2, dtype=torch.float64, device=trainer.strategy.root_device))
         ranks = [packed]
         if trainer.world_size > 1:  # each rank's own, in rank order
             ranks = [torch.empty_like(packed) for _ in range(trainer.world_size)]
