@@ -79,9 +79,19 @@ def test_a_lock_left_by_a_killed_process_is_taken_over_with_a_note(holder, tmp_p
     assert len(notes) == 1
     assert notes[0].startswith(f"note: {tmp_path}: taking over from process {killed.pid} ")
     # A holder that ends normally leaves nothing to take over.
+    assert not (tmp_path / LOCK_NAME).exists()
     with run_dir_lock(tmp_path, note=notes.append):
         pass
-    assert len(notes) == 1 and (tmp_path / LOCK_NAME).read_text() == ""
+    assert len(notes) == 1
+
+
+def test_a_run_that_wrote_nothing_leaves_no_directory(tmp_path):
+    with run_dir_lock(tmp_path / "new"):
+        assert (tmp_path / "new" / LOCK_NAME).is_file()
+    with run_dir_lock(tmp_path / "kept"):
+        (tmp_path / "kept" / "metrics.json").write_text("{}")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kept"]
+    assert sorted(p.name for p in (tmp_path / "kept").iterdir()) == ["metrics.json"]
 
 
 def test_one_process_may_take_its_own_lock_again(tmp_path):

@@ -7,7 +7,9 @@ as the holder wrote itself into the file (process id, host, start time). The loc
 operating system's (``flock``), so it ends with the holder however the holder ends, even
 killed with SIGKILL: a lock left by a dead process is simply taken, and as its file still
 names the old holder, the new one says so in a one-line note. A holder that ends normally
-empties the file.
+deletes the file (and the directory, if it made it and nothing else is in it), then
+unlocks it; a process that locked a file meanwhile finds it is no longer the one in the
+directory and starts again.
 
 Why ``flock`` and not a pid file created with ``O_EXCL``: a pid file outlives a killed
 holder, and whether its process still runs can only be checked on the holder's own host,
@@ -16,9 +18,7 @@ so on a cluster's shared filesystem a stale file could never be told from a live
 locks), GPFS, BeeGFS, and Lustre mounted with ``-o flock`` (the usual cluster setting); if
 the holder's host dies, the file server frees its lock when the host's lease runs out.
 Where a filesystem cannot lock at all (Lustre with ``noflock``, some FUSE filesystems),
-the run goes on with a note that nothing guards the directory. The lock file is never
-deleted: with a deleted file, one process could lock the old file while another locks a
-new one.
+the run goes on with a note that nothing guards the directory.
 
 Only rank 0 of a distributed run takes the lock; the other ranks (told by the launchers'
 ``RANK``, ``LOCAL_RANK``, ``NODE_RANK``, ``SLURM_PROCID``, ... environment variables) write
@@ -28,6 +28,7 @@ comparison running its stages inside its own directory): it is counted, not refu
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import functools
@@ -74,7 +75,6 @@ def run_dir_lock(directory: str | Path, *,
     if not is_rank_zero():
         yield
         return
-    directory.mkdir(parents=True, exist_ok=True)
     path = directory / LOCK_NAME
     key = os.path.realpath(path)
     if key in _held:
@@ -84,17 +84,10 @@ def run_dir_lock(directory: str | Path, *,
         finally:
             _held[key] -= 1
         return
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    made = not directory.exists()
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        holder = _read_holder(fd)
-        os.close(fd)
-        holder = holder or "a process that is just starting"
-        raise PlayspeedError(f"{directory}: another run is writing here ({holder}); wait for "
-                             "it to end, or choose another --out") from None
+        fd = _lock(path)
     except OSError as err:
-        os.close(fd)
         if err.errno not in _CANNOT_LOCK:
             raise
         note(f"note: {directory}: this filesystem cannot lock ({os.strerror(err.errno)}); "
@@ -105,15 +98,42 @@ def run_dir_lock(directory: str | Path, *,
     if previous:
         note(f"note: {directory}: taking over from {previous}, which ended without "
              "releasing it")
-    _write(fd, f"process {os.getpid()} on host {socket.gethostname()}, since "
-               f"{time.strftime('%Y-%m-%d %H:%M:%S')}")
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"process {os.getpid()} on host {socket.gethostname()}, since "
+                  f"{time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode(), 0)
     _held[key] = 1
     try:
         yield
     finally:
         del _held[key]
-        _write(fd, "")
-        os.close(fd)  # releases the lock
+        os.unlink(path)  # before unlocking: see the module's docstring
+        if made:
+            with contextlib.suppress(OSError):  # kept when the run wrote anything
+                directory.rmdir()
+        os.close(fd)
+
+
+def _lock(path: Path) -> int:
+    """An open descriptor of the lock file at ``path``, locked by this process."""
+    while True:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _read_holder(fd) or "a process that is just starting"
+            os.close(fd)
+            raise PlayspeedError(f"{path.parent}: another run is writing here ({holder}); "
+                                 "wait for it to end, or choose another --out") from None
+        except OSError:
+            os.close(fd)
+            raise
+        try:
+            if os.stat(path).st_ino == os.fstat(fd).st_ino:
+                return fd
+        except FileNotFoundError:
+            pass
+        os.close(fd)  # its holder deleted it as it ended: lock the new one
 
 
 def locks_run_dir(function: F) -> F:
@@ -130,8 +150,3 @@ def locks_run_dir(function: F) -> F:
 
 def _read_holder(fd: int) -> str:
     return os.pread(fd, 4096, 0).decode("utf-8", errors="replace").strip()
-
-
-def _write(fd: int, text: str) -> None:
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, (text + "\n" if text else "").encode(), 0)
