@@ -50,7 +50,6 @@ def test_pretrain_console_shows_only_the_project(debug, tiny_overrides, tmp_path
         assert (notice in output) == debug, notice
 
 
-@pytest.mark.slow
 def test_a_run_that_never_validated_says_so_in_one_line(tiny_overrides, tmp_path, capfd,
                                                         caplog, recwarn):
     run = tmp_path / "run"

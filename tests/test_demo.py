@@ -79,7 +79,6 @@ def test_demo_rerun_resumes_from_its_cache(demo_run):
     assert lines and all(line.startswith("[cached]") for line in lines)
 
 
-@pytest.mark.slow
 def test_an_interrupted_training_stage_resumes_from_its_step(tiny_config, tmp_path,
                                                              signal_at_step, assert_same_run):
     """The stage that demo and compare share: stopped mid-epoch, run again, it resumes."""

@@ -139,7 +139,6 @@ def test_clip_too_short_for_the_checkpoints_tgn_groups(tiny_config):
             "pre.ckpt")
 
 
-@pytest.mark.slow
 def test_a_stop_mid_epoch_resumes_to_the_same_fine_tuning(tiny_config, tmp_path,
                                                           signal_at_step, assert_same_run):
     """With what a resume inside an epoch must restore besides the weights: frozen norm

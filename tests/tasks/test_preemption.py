@@ -11,7 +11,6 @@ from playspeed.signals import STOP_SIGNALS, Preempted
 from playspeed.tasks.pretext import pretrain
 
 
-@pytest.mark.slow
 def test_a_signal_at_an_epochs_last_step_stops_after_the_next_step(tiny_config, tmp_path,
                                                                    signal_at_step):
     # 2 steps an epoch, validated every epoch: the signal comes during step 2, the epoch's last.
@@ -25,7 +24,6 @@ def test_a_signal_at_an_epochs_last_step_stops_after_the_next_step(tiny_config, 
     assert saved["global_step"] == 3
 
 
-@pytest.mark.slow
 def test_a_signal_at_the_runs_last_step_lets_it_end(tiny_config, tmp_path, signal_at_step):
     handlers = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
     signal_at_step(3)  # during step 4 of 4

@@ -99,7 +99,6 @@ def straight_run(tiny_config, tmp_path_factory):
     return config, out
 
 
-@pytest.mark.slow
 def test_resume_reaches_the_same_weights_as_an_uninterrupted_run(straight_run, tmp_path,
                                                                   monkeypatch, assert_same_run):
     config, straight = straight_run
@@ -197,7 +196,6 @@ def test_sigterm_mid_epoch_then_resume_equals_an_uninterrupted_run(
     assert_same_run(straight, tmp_path / "run")
 
 
-@pytest.mark.slow
 def test_a_stop_in_the_last_epoch_resumes_to_the_same_metrics(straight_run, tmp_path,
                                                                signal_at_step, assert_same_run):
     """Also the last epoch's mean training loss, over the steps before and after the stop,
@@ -264,7 +262,6 @@ def test_two_process_ddp_stops_every_rank_at_one_step_and_resumes_exactly(
     assert_same_run(straight, tmp_path / "run")
 
 
-@pytest.mark.slow
 def test_a_run_stopped_at_max_steps_mid_epoch_leaves_a_checkpoint_for_the_next_commands(
         tiny_overrides, tmp_path, capsys):
     """Validation every 2nd epoch of 2 steps; the run stops at step 3, inside the 2nd epoch."""
