@@ -161,6 +161,105 @@ def save_untrained_checkpoint(config, path, *, task="pretrain", change=None, **e
     return Path(path)
 
 
+# --- stop signals during training (issue 30) ---
+
+
+@pytest.fixture
+def signal_at_step(monkeypatch):
+    """``signal_at_step(step, signum=SIGTERM)``: training runs started from now on receive
+    ``signum`` once global step ``step`` is done, before the next step starts (as from a
+    scheduler, within the process); ``signal_at_step(None)`` stops sending it."""
+    import signal
+
+    import lightning as L
+
+    import playspeed.tasks.trainer as trainer_module
+
+    make_trainer = trainer_module.make_trainer
+
+    def arm(step, signum=signal.SIGTERM):
+        class Send(L.Callback):
+            def on_train_batch_start(self, trainer, module, batch, batch_idx):
+                if trainer.global_step == step:
+                    signal.raise_signal(signum)
+
+        def make(*args, **kwargs):
+            trainer = make_trainer(*args, **kwargs)
+            trainer.callbacks.append(Send())
+            return trainer
+
+        monkeypatch.setattr(trainer_module, "make_trainer", make_trainer if step is None else make)
+
+    return arm
+
+
+@pytest.fixture(scope="session")
+def assert_same_run():
+    """``assert_same_run(straight, resumed)``: two run directories hold the same training:
+    final weights, ``metrics.json`` (clips seen, validation, epoch means) and every logged
+    value at every step."""
+    return _assert_same_run
+
+
+def _assert_same_run(straight, resumed):
+    from playspeed.report import read_run_logs
+
+    def weights(run):
+        return torch.load(Path(run) / "checkpoints" / "last.ckpt",
+                          weights_only=True)["state_dict"]
+
+    first, second = weights(straight), weights(resumed)
+    assert first.keys() == second.keys()
+    for key in first:
+        torch.testing.assert_close(second[key], first[key], rtol=0, atol=0, msg=key)
+    assert (Path(resumed) / "metrics.json").read_text() == \
+        (Path(straight) / "metrics.json").read_text()
+    assert read_run_logs(resumed) == read_run_logs(straight)
+
+
+# --- files written whole (issue 30) ---
+
+
+@pytest.fixture
+def renamed_into_place(monkeypatch):
+    """The paths files were renamed onto during the test (``os.replace``: the last move of
+    an atomic write, :mod:`playspeed.io`)."""
+    import os
+
+    renamed = []
+    replace = os.replace
+
+    def spy(source, target, *args, **kwargs):
+        renamed.append(Path(target))
+        return replace(source, target, *args, **kwargs)
+
+    monkeypatch.setattr(os, "replace", spy)
+    return renamed
+
+
+_KILLED_WHILE_WRITING = """
+import os, signal, sys
+from playspeed.cli import main
+# The first atomic write dies with all its bytes written, before they are renamed into place.
+os.fsync = lambda fd: os.kill(os.getpid(), signal.SIGKILL)
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.fixture(scope="session")
+def killed_while_writing():
+    """``killed_while_writing(argv)``: run ``playspeed argv`` in a new process that is
+    killed (SIGKILL) in its first file write; returns its exit status."""
+    import subprocess
+    import sys
+
+    def run(argv):
+        return subprocess.run([sys.executable, "-c", _KILLED_WHILE_WRITING, *map(str, argv)],
+                              capture_output=True, timeout=300).returncode
+
+    return run
+
+
 @pytest.fixture(scope="session")
 def untrained_checkpoint():
     """:func:`save_untrained_checkpoint`, for tests outside this file."""

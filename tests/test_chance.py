@@ -46,3 +46,6 @@ def test_pretext_check_flags_accuracy_near_chance_or_loss_near_ln_k():
                                     chance_loss=ln8)
     assert not learned and "not 2% below" in reason and "accuracy" not in reason
     assert pretext_check(accuracy=None, chance=12.5, train_loss=None, chance_loss=ln8)[0] is False
+    # A resumed run with no step left has no training loss of its own: not judged on it.
+    assert pretext_check(accuracy=28.0, chance=12.5, train_loss=None, chance_loss=ln8) == (True,
+                                                                                          None)

@@ -1,5 +1,7 @@
-"""The console: dependencies' notices hidden by the CLI, warnings about the input kept."""
+"""The console: dependencies' notices hidden by the CLI, warnings about the input kept, and
+a run that never validated says so without judging what it did not measure."""
 
+import json
 import logging
 import warnings
 
@@ -46,3 +48,21 @@ def test_pretrain_console_shows_only_the_project(debug, tiny_overrides, tmp_path
     for notice in ("Tip:", "GPU available", "was configured so 100%",
                    "to estimate number of stepping batches", "LeafSpec"):
         assert (notice in output) == debug, notice
+
+
+def test_a_run_that_never_validated_says_so_in_one_line(tiny_overrides, tmp_path, capfd,
+                                                        caplog, recwarn):
+    run = tmp_path / "run"
+    assert main(["pretrain", "--config", "pretrain/synthetic_cpu", "--out", str(run),
+                 *tiny_overrides, "trainer.max_steps=1",
+                 "trainer.check_val_every_n_epoch=2"]) == 0
+    captured = capfd.readouterr()
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["validated"] is False and metrics["pretext_learned"] is None
+    assert captured.out.splitlines() == [
+        f"not validated: {metrics['not_validated']}; after 9 clips; run in {run}"]
+    assert "trainer.check_val_every_n_epoch=1" in metrics["not_validated"]
+    output = "\n".join([captured.out, captured.err, caplog.text,
+                        *(str(w.message) for w in recwarn)])
+    for claim in ("did not learn", "nan%", "warning", "No artists with labels"):
+        assert claim not in output, claim

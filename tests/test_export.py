@@ -4,6 +4,7 @@ with the reason; load_backbone reads checkpoints and exported files."""
 
 import io
 import json
+import signal
 from pathlib import Path
 
 import pytest
@@ -396,6 +397,27 @@ def test_export_command(checkpoint, tmp_path, capsys):
     clips = _clips()
     with torch.no_grad():
         assert torch.equal(load_backbone(out)(clips), load_backbone(ckpt)(clips))
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_every_format_is_written_whole(fmt, checkpoint, tmp_path, renamed_into_place):
+    # torchvision's layout is R3D-18 with BN at full width on RGB only
+    model = (("r3d_18", "bn", "model.width=1.0", "model.input_mode=rgb")
+             if fmt == "torchvision" else ("r3d_10", "bn"))
+    out = tmp_path / f"backbone.{fmt}"
+    export_backbone(checkpoint(*model), fmt=fmt, out=out)
+    assert renamed_into_place == [out]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [out.name]  # no temporary file left
+
+
+@pytest.mark.slow
+def test_a_kill_during_export_leaves_no_file_under_its_name(checkpoint, tmp_path,
+                                                            killed_while_writing):
+    out = tmp_path / "b.safetensors"
+    status = killed_while_writing(["export", "--ckpt", checkpoint("r3d_10", "bn"),
+                                   "--format", "safetensors", "--out", out])
+    assert status == -signal.SIGKILL
+    assert not out.exists()
 
 
 def test_command_offers_every_format(capsys):

@@ -1,12 +1,21 @@
 """The stages API's own rules (the chains built from it are tested by test_demo, test_compare
-and tests/benchmarks/test_recipe.py)."""
+and tests/benchmarks/test_recipe.py): an interrupted training stage resumes from its step."""
 
+import csv
 import json
+import signal
 
 import pytest
 
 from playspeed.errors import PlayspeedError
-from playspeed.stages import claim_run_dir, downstream_readings, equal_compute_overrides
+from playspeed.signals import Preempted
+from playspeed.stages import (
+    claim_run_dir,
+    downstream_readings,
+    equal_compute_overrides,
+    pretrain_stage,
+)
+from playspeed.tasks.pretext import pretrain
 
 
 def test_equal_compute_covers_the_clips_in_whole_steps():
@@ -36,3 +45,22 @@ def test_a_run_directory_is_claimed_by_its_settings(tmp_path):
     assert json.loads((tmp_path / "run" / "demo.json").read_text())["sizes"] == [1, 2]
     with pytest.raises(PlayspeedError, match=r"other settings \(seed differ\)"):
         claim_run_dir(tmp_path / "run", {"seed": 1, "sizes": [1, 2]}, kind="demo")
+
+
+def test_an_interrupted_training_stage_resumes_from_its_step(tiny_config, tmp_path,
+                                                             signal_at_step, assert_same_run):
+    """The stage that demo, compare and the recipe share: stopped mid-epoch, run again, it
+    resumes."""
+    config = tiny_config("pretrain")  # 2 epochs of 2 steps
+    pretrain(config, tmp_path / "straight")
+    signal_at_step(2, signal.SIGINT)  # during step 3: the stop comes there (epoch 2, batch 1)
+    with pytest.raises(Preempted):
+        pretrain_stage(tmp_path / "pretrain_tgn", "TGN", config, log=lambda line: None)
+    signal_at_step(None)
+    lines = []
+    metrics, ckpt = pretrain_stage(tmp_path / "pretrain_tgn", "TGN", config, log=lines.append)
+    assert lines[0] == "[run] pretrain (TGN)" and metrics["clips_seen"] == 4 * 3 * 3
+    # The second start trained only the last step (logged at step index 3).
+    with open(tmp_path / "pretrain_tgn" / "logs" / "csv" / "version_1" / "metrics.csv") as f:
+        assert [int(row["step"]) for row in csv.DictReader(f) if row["train/loss"]] == [3]
+    assert_same_run(tmp_path / "straight", tmp_path / "pretrain_tgn")

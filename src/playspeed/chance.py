@@ -66,15 +66,15 @@ def pretext_check(*, accuracy: float | None, chance: float, train_loss: float | 
                   loss_margin: float = CHANCE_LOSS_MARGIN) -> tuple[bool, str | None]:
     """Did the pretext learn? ``(False, reason)`` when the validation accuracy (percent) is
     below ``chance + margin`` points or the final training loss is at least
-    ``(1 - loss_margin) * chance_loss``; ``(True, None)`` otherwise. Missing readings (no
-    validation ran) count as not learned."""
+    ``(1 - loss_margin) * chance_loss``; ``(True, None)`` otherwise. A missing accuracy
+    counts as not learned; a missing training loss (a resumed run that had no step left to
+    train) is not judged."""
     accuracy = math.nan if accuracy is None else accuracy
-    train_loss = math.nan if train_loss is None else train_loss
     problems = []
     if not accuracy >= chance + margin:  # NaN fails too
         problems.append(f"validation accuracy {accuracy:.1f}% is not {margin:g} points above "
                         f"chance ({chance:.1f}%)")
-    if not train_loss < (1 - loss_margin) * chance_loss:
+    if train_loss is not None and not train_loss < (1 - loss_margin) * chance_loss:
         problems.append(f"final training loss {train_loss:.3f} is not {loss_margin:.0%} below "
                         f"chance (ln K = {chance_loss:.3f})")
     if not problems:

@@ -1,13 +1,16 @@
 """The ``playspeed`` command: one subcommand per stage, each a thin call into the library.
 
 Every subcommand exits 0 on success; bad input raises :class:`PlayspeedError`, printed as
-one ``error: ...`` line with exit status 2 (``--debug`` shows the traceback instead).
+one ``error: ...`` line with exit status 2 (``--debug`` shows the traceback instead). A
+training command stopped by SIGTERM, SIGINT or SIGUSR1 saves its step, prints one line with
+the command that resumes it, and exits with ``128 + signal`` (:mod:`playspeed.signals`).
 Heavy imports (torch, PyAV, Lightning) happen inside the handlers so ``--help`` is instant.
 """
 
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -16,6 +19,8 @@ from playspeed import __version__
 from playspeed.config import DATASETS, INPUT_MODES
 from playspeed.errors import PlayspeedError
 from playspeed.objectives import OBJECTIVES
+from playspeed.rundir import is_rank_zero
+from playspeed.signals import Preempted
 
 
 def _add_overrides(parser: argparse.ArgumentParser) -> None:
@@ -306,10 +311,22 @@ def _run_pretrain(args: argparse.Namespace) -> int:
     config = load_config(args.config, args.overrides)
     out = _run_dir(args.out, args.config, "pretrain")
     metrics = pretrain(config, out, resume=args.resume)
-    print(f"pretext accuracy {metrics.get('pretext_val_acc', float('nan')):.1f}% "
+    if not is_rank_zero():  # the other processes of a distributed run say nothing
+        return 0
+    where = f"after {metrics['clips_seen']} clips; run in {out}"
+    if not metrics["validated"]:
+        print(f"not validated: {metrics['not_validated']}; {where}")
+        return 0
+    print(f"pretext accuracy {metrics['pretext_val_acc']:.1f}% "
           f"(chance {metrics['pretext_val_chance']:.1f}%) on {metrics['num_videos']} held-out "
-          f"videos after {metrics['clips_seen']} clips; run in {out}")
+          f"videos{_measured_at(metrics)} {where}")
     return 0
+
+
+def _measured_at(metrics: dict) -> str:
+    """`` (measured at step S of N)`` when the last validation came before the last step."""
+    step, steps = metrics["validated_at_step"], metrics["protocol"]["steps"]
+    return "" if step == steps else f" (measured at step {step} of {steps})"
 
 
 def _run_finetune(args: argparse.Namespace) -> int:
@@ -319,9 +336,14 @@ def _run_finetune(args: argparse.Namespace) -> int:
     config = load_config(args.config, args.overrides)
     out = _run_dir(args.out, args.config, "finetune")
     metrics = finetune(config, out, init=args.init, resume=args.resume)
-    print(f"validation clip accuracy {metrics.get('val_clip_top1', float('nan')):.1f}% "
-          f"(chance {metrics['val_chance']:.1f}%) on {metrics['num_videos']} held-out videos; "
-          f"run in {out}")
+    if not is_rank_zero():
+        return 0
+    if not metrics["validated"]:
+        print(f"not validated: {metrics['not_validated']}; run in {out}")
+        return 0
+    print(f"validation clip accuracy {metrics['val_clip_top1']:.1f}% "
+          f"(chance {metrics['val_chance']:.1f}%) on {metrics['num_videos']} held-out "
+          f"videos{_measured_at(metrics)}; run in {out}")
     return 0
 
 
@@ -453,9 +475,19 @@ COMMANDS = ("demo", "compare", "synth", "prepare", "pretrain", "finetune", "test
             "extract", "probe", "show", "speed", "export")
 
 
+def _resume_command(args: argparse.Namespace, argv: Sequence[str]) -> str:
+    """The command that continues a stopped run: the same one, with ``--resume`` for
+    pretrain and finetune (demo and compare resume their cached stages by themselves)."""
+    words = list(argv)
+    if args.command in ("pretrain", "finetune") and "--resume" not in words:
+        words.insert(words.index(args.command) + 1, "--resume")
+    return shlex.join(["playspeed", *words])
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     handlers = {name: globals()[f"_run_{name}"] for name in COMMANDS}
     parser = _build_parser(handlers)
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = _parse(parser, argv)
     if not args.debug:
         from playspeed.console import quiet_dependencies
@@ -468,6 +500,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except Preempted as stop:
+        if stop.is_global_zero:  # the other ranks of a distributed run stop alike, silently
+            print(f"{stop}; resume with: {_resume_command(args, argv)}", file=sys.stderr)
+        return stop.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

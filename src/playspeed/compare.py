@@ -36,6 +36,7 @@ from playspeed.errors import PlayspeedError
 from playspeed.io import atomic_write_text, write_json
 from playspeed.objectives import OBJECTIVES
 from playspeed.report import plot_curves, plot_result_bars, results_table
+from playspeed.rundir import locks_run_dir
 from playspeed.stages import (
     Scale,
     claim_run_dir,
@@ -108,6 +109,7 @@ def comparison_configs(pretrain_config: Config, objectives: Sequence[str]
         for name, config in configs.items()}
 
 
+@locks_run_dir
 def run_compare(out: Path, *, objectives: Sequence[str] = DEFAULT_OBJECTIVES,
                 quick: bool = True, seed: int = 0, variant: str = "default",
                 scale: Scale | None = None, overrides: Sequence[str] = (),
@@ -184,6 +186,7 @@ def summarize_seeds(results: dict[int, dict[str, dict[str, Any]]]
     return means, stds
 
 
+@locks_run_dir
 def run_compare_seeds(out: Path, *, seeds: Sequence[int], quick: bool = True,
                       variant: str = "default", log: Callable[[str], None] = print,
                       **kwargs: Any) -> dict[int, dict[str, dict[str, float]]]:

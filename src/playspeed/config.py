@@ -8,6 +8,7 @@ typo fails before any data is touched. Library code never reads config files: th
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -151,6 +152,9 @@ class FinetuneConfig:
 class TrainerConfig:
     max_epochs: int = 100
     max_steps: int = -1
+    # Wall-clock budget "DD:HH:MM:SS" (Lightning's Timer): training ends there, mid-epoch,
+    # with a checkpoint of its last step; null: none.
+    max_time: str | None = None
     limit_train_batches: float = 1.0
     limit_val_batches: float = 1.0
     accelerator: str = "auto"
@@ -321,6 +325,9 @@ def validate(config: Config, *, source: str = "config") -> None:
     check(0 < config.finetune.label_fraction <= 1, "finetune.label_fraction", "must be in (0, 1]")
     one_of(config.trainer.memory_format, MEMORY_FORMATS, "trainer.memory_format")
     check(config.trainer.max_epochs >= 1, "trainer.max_epochs", "must be >= 1")
+    check(config.trainer.max_time is None
+          or re.fullmatch(r"\d+:\d{1,2}:\d{1,2}:\d{1,2}", str(config.trainer.max_time)),
+          "trainer.max_time", f"is {config.trainer.max_time!r}; expected DD:HH:MM:SS")
 
 
 def _describe_omegaconf_error(err: OmegaConfBaseException) -> str:

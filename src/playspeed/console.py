@@ -20,6 +20,8 @@ NOTICE_LOGGERS = ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.uti
 DEPENDENCY_WARNINGS = (
     # Lightning 2.6 calls torch's deprecated pytree API (torch >= 2.9).
     (r".*isinstance\(treespec, LeafSpec\)", Warning),
+    # Lightning on a checkpoint folder that is not empty: a resumed run's, by design.
+    (r"Checkpoint directory .* exists and is not empty", UserWarning),
 )
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from playspeed.config import override_config
 from playspeed.io import atomic_write_text, write_json
 from playspeed.report import plot_curves, results_table
+from playspeed.rundir import locks_run_dir
 from playspeed.stages import (
     Scale,
     claim_run_dir,
@@ -72,6 +73,7 @@ DEMO_COLUMNS = {
 }
 
 
+@locks_run_dir
 def run_demo(out: Path, *, quick: bool = True, seed: int = 0, scale: Scale | None = None,
              log: Callable[[str], None] = print) -> dict[str, dict[str, float]]:
     """Run (or resume) the demo under ``out``; returns the results table by row (the

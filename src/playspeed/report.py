@@ -114,7 +114,11 @@ def plot_pretext_curves(run_dir: Path, path: Path, *, chance: dict[str, float],
                            label="chance (ln K)" if ax is loss_ax else f"{label} chance")
         ax.set_xlabel("clips seen")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
+        else:  # a run that ended before its first validation
+            ax.text(0.5, 0.5, "not validated", transform=ax.transAxes, ha="center",
+                    va="center", color="grey")
     loss_ax.set_title("loss")
     acc_ax.set_title("validation accuracy (%)")
     return save_figure(fig, path)

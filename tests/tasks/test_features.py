@@ -1,7 +1,8 @@
 """Per-video features: shapes, the weight-keyed cache, and ``extract`` over any videos,
-including unreadable ones."""
+including unreadable ones, its output written whole or not at all."""
 
 import shutil
+import signal
 
 import numpy as np
 import pytest
@@ -259,3 +260,21 @@ def test_extract_command_missing_checkpoint(tmp_path, capsys):
                  "--out", str(tmp_path / "f.npz")]) == 2
     assert capsys.readouterr().err.strip() == f"error: {tmp_path / 'none.ckpt'}: no such checkpoint"
 
+
+
+def test_extract_writes_its_output_whole(tiny_pretrain_ckpt, synth_root, tmp_path,
+                                         renamed_into_place):
+    folder = min((synth_root / "UCF-101").iterdir())
+    extract(tiny_pretrain_ckpt, videos=folder, out=tmp_path / "f.npz", log=lambda line: None)
+    assert renamed_into_place == [tmp_path / "f.npz"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.npz"]  # no temporary file left
+
+
+@pytest.mark.slow
+def test_a_kill_during_extract_leaves_no_file_under_its_name(tiny_pretrain_ckpt, synth_root,
+                                                             tmp_path, killed_while_writing):
+    out = tmp_path / "f.npz"
+    status = killed_while_writing(["extract", "--ckpt", tiny_pretrain_ckpt, "--videos",
+                                   min((synth_root / "UCF-101").iterdir()), "--out", out])
+    assert status == -signal.SIGKILL
+    assert not out.exists()

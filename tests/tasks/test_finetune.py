@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from playspeed.errors import PlayspeedError
+from playspeed.signals import Preempted
 from playspeed.tasks.checkpoints import load_backbone_weights
 from playspeed.tasks.finetune import ActionRecognition, check_backbone_compatible, finetune
 from playspeed.tasks.pretext import pretrain
@@ -137,3 +138,20 @@ def test_clip_too_short_for_the_checkpoints_tgn_groups(tiny_config):
         check_backbone_compatible(
             tiny_config("finetune", "model.frames_per_group=2", "clip.len=2"), pretrained,
             "pre.ckpt")
+
+
+def test_a_stop_mid_epoch_resumes_to_the_same_fine_tuning(tiny_config, tmp_path,
+                                                          signal_at_step, assert_same_run):
+    """With what a resume inside an epoch must restore besides the weights: frozen norm
+    statistics (set at an epoch's start, which the resumed epoch skips), still-frame mixing
+    and dropout (the global RNG)."""
+    config = tiny_config("finetune", "finetune.norm_stats=frozen", "finetune.still_mix=0.5",
+                         "model.dropout=0.5")
+    finetune(config, tmp_path / "straight")
+    signal_at_step(2)  # 2 steps an epoch: the stop comes at step 3, inside the second
+    with pytest.raises(Preempted) as stop:
+        finetune(config, tmp_path / "resumed")
+    assert (stop.value.step, stop.value.batch) == (3, 1)
+    signal_at_step(None)
+    finetune(config, tmp_path / "resumed", resume=True)
+    assert_same_run(tmp_path / "straight", tmp_path / "resumed")

@@ -3,6 +3,9 @@ downstream commands, a resumed run equals an uninterrupted one, and 2-process DD
 CPU."""
 
 import json
+import os
+import shlex
+import signal
 import subprocess
 import sys
 
@@ -10,7 +13,9 @@ import pytest
 import torch
 
 import playspeed.tasks.trainer as trainer_module
+from playspeed.cli import main
 from playspeed.objectives import OBJECTIVES
+from playspeed.signals import Preempted
 from playspeed.tasks.data import build_source, load_records, pretext_dataset
 from playspeed.tasks.pretext import PlaybackSpeedPretraining, pretrain
 
@@ -78,16 +83,17 @@ class _Crash(Exception):
     pass
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("objective", ["sort", "speed_contrast"])
-def test_resume_reaches_the_same_weights_as_an_uninterrupted_run(tiny_config, tmp_path,
-                                                                  monkeypatch, objective):
-    # sort: its head's dropout draws from the global RNG, which a resume must restore;
-    # speed_contrast: its key sub-batches draw from it, and its key encoder and queue are
-    # task state (compared with the weights below).
-    config = tiny_config("pretrain", "trainer.max_epochs=3", f"pretext.objective={objective}")
-    pretrain(config, tmp_path / "straight")
+@pytest.fixture(scope="module")
+def straight_run(tiny_config, tmp_path_factory):
+    """An uninterrupted run of 3 epochs, 2 steps each, validated after epochs 2 and 3 (sort:
+    its head's dropout draws from the global RNG, which a resume must restore)."""
+    config = tiny_config("pretrain", "trainer.max_epochs=3", "pretext.objective=sort")
+    out = tmp_path_factory.mktemp("straight")
+    pretrain(config, out)
+    return config, out
 
+
+def _crash_at_epoch_2_then_resume(config, out, monkeypatch):
     class CrashAtEpoch2(trainer_module.L.Callback):
         def on_train_epoch_start(self, trainer, module):
             if trainer.current_epoch == 2:
@@ -102,41 +108,188 @@ def test_resume_reaches_the_same_weights_as_an_uninterrupted_run(tiny_config, tm
 
     monkeypatch.setattr(trainer_module, "make_trainer", crashing_trainer)
     with pytest.raises(_Crash):
-        pretrain(config, tmp_path / "resumed")
+        pretrain(config, out)
     monkeypatch.setattr(trainer_module, "make_trainer", make_trainer)
-    pretrain(config, tmp_path / "resumed", resume=True)
-
-    def weights(run):
-        return torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
-
-    # The interrupted start and the resume each keep their log; together they cover every step.
-    from playspeed.report import read_run_logs
-
-    steps = {run: sorted({step for step, _ in read_run_logs(tmp_path / run)["train/loss"]})
-             for run in ("straight", "resumed")}
-    assert steps["resumed"] == steps["straight"]
-    seen = [json.loads((tmp_path / run / "metrics.json").read_text())["clips_seen"]
-            for run in ("straight", "resumed")]
-    assert seen[0] == seen[1] > 0
-    straight, resumed = weights(tmp_path / "straight"), weights(tmp_path / "resumed")
-    assert straight.keys() == resumed.keys()
-    for key in straight:
-        torch.testing.assert_close(resumed[key], straight[key], rtol=0, atol=1e-6, msg=key)
+    pretrain(config, out, resume=True)
 
 
 @pytest.mark.slow
-def test_two_process_ddp_on_cpu(tiny_overrides, tmp_path):
-    """Lightning's own DDP (gloo) across two processes, launched as a user would."""
-    command = [
-        sys.executable, "-m", "playspeed", "pretrain", "--config", "pretrain/synthetic_cpu",
-        "--out", str(tmp_path), *tiny_overrides, "trainer.accelerator=cpu", "trainer.devices=2",
-        "trainer.strategy=ddp", "trainer.max_epochs=1", "trainer.sync_norm=true",
-    ]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+def test_resume_reaches_the_same_weights_as_an_uninterrupted_run(straight_run, tmp_path,
+                                                                  monkeypatch, assert_same_run):
+    config, straight = straight_run
+
+    _crash_at_epoch_2_then_resume(config, tmp_path, monkeypatch)
+    # The interrupted start and the resume each keep their log; together they cover every step.
+    assert_same_run(straight, tmp_path)
+    assert json.loads((tmp_path / "metrics.json").read_text())["clips_seen"] == 3 * 2 * 3 * 3
+
+
+@pytest.mark.slow
+def test_a_resumed_speed_contrast_run_keeps_its_key_encoder_and_queue(tiny_config, tmp_path,
+                                                                      monkeypatch,
+                                                                      assert_same_run):
+    """Its key sub-batches draw from the global RNG, and its key encoder and queue are task
+    state (in the compared weights)."""
+    config = tiny_config("pretrain", "trainer.max_epochs=3", "pretext.objective=speed_contrast")
+    pretrain(config, tmp_path / "straight")
+    _crash_at_epoch_2_then_resume(config, tmp_path / "resumed", monkeypatch)
+    assert_same_run(tmp_path / "straight", tmp_path / "resumed")
+
+
+# Runs the command line with a callback that, on rank 0, announces global step WAIT_AT and
+# waits there for a signal from outside: the signal reaches a running training loop.
+_WAITING_DRIVER = """
+import sys, time
+import lightning as L
+import playspeed.tasks.trainer as trainer_module
+from playspeed.cli import main
+from playspeed.tasks.preemption import StopOnSignal
+
+WAIT_AT = int(sys.argv[1])
+
+
+class WaitForSignal(L.Callback):
+    def on_train_batch_start(self, trainer, module, batch, batch_idx):
+        if trainer.global_step == WAIT_AT and trainer.is_global_zero:
+            stop = next(c for c in trainer.callbacks if isinstance(c, StopOnSignal))
+            print(f"waiting after step {WAIT_AT}", flush=True)
+            deadline = time.monotonic() + 120
+            while stop.catcher.received is None and time.monotonic() < deadline:
+                time.sleep(0.01)
+
+
+make_trainer = trainer_module.make_trainer
+
+
+def make(*args, **kwargs):
+    trainer = make_trainer(*args, **kwargs)
+    trainer.callbacks.append(WaitForSignal())
+    return trainer
+
+
+trainer_module.make_trainer = make
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def _stop_by_signal(argv, *, after_step, tmp_path, env=None, signum=signal.SIGTERM):
+    """Run ``playspeed argv`` in a new process, send rank 0 ``signum`` while it trains the
+    step after ``after_step``; returns (exit status, stderr lines)."""
+    driver = tmp_path / "driver.py"
+    driver.write_text(_WAITING_DRIVER)
+    process = subprocess.Popen([sys.executable, str(driver), str(after_step), *argv], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in process.stdout:
+        if line.startswith("waiting after step"):
+            process.send_signal(signum)
+    _, err = process.communicate(timeout=300)
+    return process.returncode, err.strip().splitlines()
+
+
+@pytest.mark.slow
+def test_sigterm_mid_epoch_then_resume_equals_an_uninterrupted_run(
+        straight_run, tiny_overrides, tmp_path, assert_same_run):
+    _, straight = straight_run
+    argv = ["pretrain", "--config", "pretrain/synthetic_cpu", "--out", str(tmp_path / "run"),
+            *tiny_overrides, "trainer.max_epochs=3", "pretext.objective=sort"]
+    # The same thread count as this process, so that both compute alike to the last bit.
+    env = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}
+    status, err = _stop_by_signal(argv, after_step=2, tmp_path=tmp_path, env=env)
+    assert status == 143, err
+    # One line: where it stopped (the second epoch's first of 2 steps) and how to resume.
+    assert len(err) == 1, err
+    stopped, _, command = err[0].partition("; resume with: ")
+    assert stopped == (f"stopped by SIGTERM at step 3 (epoch 2, batch 1 of 2), saved in "
+                       f"{tmp_path / 'run' / 'checkpoints' / 'last.ckpt'}")
+    words = shlex.split(command)
+    assert words[:3] == ["playspeed", "pretrain", "--resume"] and words[3:] == argv[1:]
+    assert main(words[1:]) == 0
+    assert_same_run(straight, tmp_path / "run")
+
+
+@pytest.mark.slow
+def test_a_stop_in_the_last_epoch_resumes_to_the_same_metrics(straight_run, tmp_path,
+                                                               signal_at_step, assert_same_run):
+    """Also the last epoch's mean training loss, over the steps before and after the stop,
+    and its validation, which the resumed run reaches without the epoch's start."""
+    config, straight = straight_run
+    signal_at_step(4, signal.SIGUSR1)
+    with pytest.raises(Preempted) as stop:
+        pretrain(config, tmp_path)
+    assert (stop.value.step, stop.value.epoch, stop.value.exit_code) == (5, 2, 138)
+    assert not (tmp_path / "metrics.json").exists()
+    signal_at_step(None)
+    pretrain(config, tmp_path, resume=True)
+    assert_same_run(straight, tmp_path)
+
+
+# 2-process DDP on CPU (gloo), 1 video a step per process: 3 steps an epoch, 2 epochs.
+_DDP = ("trainer.accelerator=cpu", "trainer.devices=2", "trainer.strategy=ddp",
+        "trainer.sync_norm=true", "optim.batch_size=1")
+
+
+def _ddp_argv(out, tiny_overrides, *extra):
+    return ["pretrain", "--config", "pretrain/synthetic_cpu", "--out", str(out),
+            *tiny_overrides, *_DDP, *extra]
+
+
+@pytest.fixture(scope="module")
+def ddp_run(tiny_overrides, tmp_path_factory):
+    """Lightning's own DDP across two processes, launched as a user would: (result, run)."""
+    out = tmp_path_factory.mktemp("ddp")
+    result = subprocess.run([sys.executable, "-m", "playspeed",
+                             *_ddp_argv(out, tiny_overrides)],
+                            capture_output=True, text=True, timeout=300)
+    return result, out
+
+
+@pytest.mark.slow
+def test_two_process_ddp_on_cpu(ddp_run):
+    result, out = ddp_run
     assert result.returncode == 0, result.stderr[-3000:]
-    metrics = json.loads((tmp_path / "metrics.json").read_text())
-    assert metrics["protocol"]["effective_batch"] == 2 * 3
-    assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["protocol"]["effective_batch"] == 2 * 1
+    assert metrics["clips_seen"] == 2 * 3 * 2 * 3  # epochs x steps x processes x clips
+    assert (out / "checkpoints" / "last.ckpt").is_file()
+    assert result.stdout.count("pretext accuracy") == 1  # rank 0 speaks for the run
+
+
+@pytest.mark.slow
+def test_two_process_ddp_stops_every_rank_at_one_step_and_resumes_exactly(
+        ddp_run, tiny_overrides, tmp_path, assert_same_run):
+    """SIGTERM to rank 0 alone: rank 1 stops at the same step; the resumed 2-process run
+    equals the uninterrupted one."""
+    _, straight = ddp_run
+    argv = _ddp_argv(tmp_path / "run", tiny_overrides)
+    status, err = _stop_by_signal(argv, after_step=4, tmp_path=tmp_path)
+    assert status == 143, err
+    stops = [line for line in err if line.startswith("stopped by")]
+    assert len(stops) == 1, err  # rank 0 speaks for the run
+    assert stops[0].startswith(
+        f"stopped by SIGTERM at step 5 (epoch 2, batch 2 of 3), saved in "
+        f"{tmp_path / 'run' / 'checkpoints' / 'last.ckpt'}; resume with: playspeed "
+        "pretrain --resume ")
+    resumed = subprocess.run([sys.executable, "-m", "playspeed", *argv, "--resume"],
+                             capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert_same_run(straight, tmp_path / "run")
+
+
+def test_a_run_stopped_at_max_steps_mid_epoch_leaves_a_checkpoint_for_the_next_commands(
+        tiny_overrides, tmp_path, capsys):
+    """Validation every 2nd epoch of 2 steps; the run stops at step 3, inside the 2nd epoch."""
+    run = tmp_path / "pre"
+    assert main(["pretrain", "--config", "pretrain/synthetic_cpu", "--out", str(run),
+                 *tiny_overrides, "trainer.max_epochs=5", "trainer.max_steps=3",
+                 "trainer.check_val_every_n_epoch=2"]) == 0
+    ckpt = run / "checkpoints" / "last.ckpt"
+    assert torch.load(ckpt, weights_only=True)["global_step"] == 3
+    assert not (run / "checkpoints" / "best.ckpt").exists()  # nothing validated to pick
+    assert main(["retrieve", "--ckpt", str(ckpt), "--out", str(tmp_path / "retrieval")]) == 0
+    assert main(["finetune", "--config", "finetune/synthetic_cpu", "--init", str(ckpt),
+                 "--out", str(tmp_path / "ft"), *tiny_overrides, "trainer.max_epochs=1"]) == 0
+    assert json.loads((tmp_path / "ft" / "metrics.json").read_text())["protocol"]["init"] \
+        == str(ckpt)
 
 
 # classify in the fast loop (pytest -m "not slow"), every other objective marked slow

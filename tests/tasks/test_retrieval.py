@@ -1,5 +1,5 @@
 """Retrieval ranking and top-k on hand-made features with known answers, and retrieval end
-to end on the tiny synthetic set."""
+to end on the tiny synthetic set, every file it writes written whole."""
 
 import csv
 import json
@@ -87,7 +87,8 @@ def test_bad_inputs_are_refused():
 # --- end to end on the tiny synthetic set ---
 
 
-def test_retrieve_end_to_end_keeps_every_video(tiny_pretrain_ckpt, tmp_path):
+def test_retrieve_end_to_end_keeps_every_video(tiny_pretrain_ckpt, tmp_path,
+                                               renamed_into_place):
     # batch size 2: the 9 training and 3 test videos both end in a partial batch.
     out = tmp_path / "retrieval"
     metrics = retrieve(tiny_pretrain_ckpt, out=out, overrides=["optim.batch_size=2"])
@@ -113,7 +114,9 @@ def test_retrieve_end_to_end_keeps_every_video(tiny_pretrain_ckpt, tmp_path):
     hits = [row["rank1"].split("/")[0] == row["query_class"] for row in rows]
     assert stored["top1"] == pytest.approx(100 * sum(hits) / 3)
     assert (out / "plots" / "retrieval.png").stat().st_size > 0
-    assert any((out / "features").glob("*.npz"))
+    assert len(list((out / "features").glob("*.npz"))) == 2  # gallery and queries
+    # Every file arrived whole, renamed into place: metrics, neighbours, plot, feature cache.
+    assert {path for path in out.rglob("*") if path.is_file()} == set(renamed_into_place)
 
 
 def test_retrieve_command(tiny_pretrain_ckpt, tmp_path, capsys):

@@ -97,14 +97,20 @@ class VideoTask(L.LightningModule):
     # Reproducible resume -----------------------------------------------------------------
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        # Lightning does not store the global RNG; dropout draws from it, so a resumed run
-        # restores it to continue exactly as an uninterrupted one.
+        # Lightning does not store the global RNG; dropout draws from it (from the GPU's on a
+        # GPU), so a resumed run restores it to continue exactly as an uninterrupted one.
+        # Every process of a run is seeded alike and draws alike, so rank 0's state is each
+        # rank's.
         checkpoint["torch_rng_state"] = torch.get_rng_state()
+        if self.device.type == "cuda":
+            checkpoint["cuda_rng_state"] = torch.cuda.get_rng_state(self.device)
         checkpoint["clips_seen"] = self.clips_seen
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if "torch_rng_state" in checkpoint:
             torch.set_rng_state(checkpoint["torch_rng_state"])
+        if "cuda_rng_state" in checkpoint and torch.cuda.is_available():
+            torch.cuda.set_rng_state(checkpoint["cuda_rng_state"])  # this process's device
         self.clips_seen = int(checkpoint.get("clips_seen", 0))
 
 

@@ -4,13 +4,17 @@ The one place where config values become the library's keyword arguments for the
 layer. Epoch-dependent randomness lives in the datasets (seeded by seed, epoch and index);
 :class:`EpochSampler` carries the epoch to them, so an epoch is one pass over the videos
 whatever the number of workers or devices, and a resumed run draws what an uninterrupted
-one would have drawn.
+one would have drawn. Training loaders (:class:`ResumableLoader`) also resume part-way through
+an epoch, for a run stopped mid-epoch (:mod:`playspeed.tasks.preemption`).
 """
 
 from __future__ import annotations
 
+import itertools
+import signal
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
@@ -109,31 +113,95 @@ class EpochSampler(DistributedSampler):
     """A seeded shuffle per epoch (one shard per process) that also tells the dataset the epoch.
 
     Lightning calls :meth:`set_epoch` before each epoch's workers start, so the dataset copy
-    each worker receives already knows the epoch.
+    each worker receives already knows the epoch. :meth:`start_at` makes the next pass over
+    a given epoch begin part-way through its shard (a resumed epoch).
     """
 
     def __init__(self, dataset: Dataset, *, shuffle: bool, seed: int,
                  num_replicas: int = 1, rank: int = 0, drop_last: bool = False) -> None:
         super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=shuffle,
                          seed=seed, drop_last=drop_last)
+        self._start: tuple[int, int] | None = None  # (epoch, first position) of the next pass
 
     def set_epoch(self, epoch: int) -> None:
         super().set_epoch(epoch)
         if hasattr(self.dataset, "set_epoch"):
             self.dataset.set_epoch(epoch)
 
+    def start_at(self, *, epoch: int, position: int) -> None:
+        """The next pass, if it is over ``epoch``, skips the first ``position`` indices of
+        this process's shard (once); the indices after them are the same as ever."""
+        self._start = (epoch, position)
+
+    def __iter__(self) -> Iterator[int]:
+        indices = super().__iter__()
+        start, self._start = self._start, None
+        if start is not None and start[0] == self.epoch:
+            return itertools.islice(indices, start[1], None)
+        return indices
+
+
+class ResumableLoader(DataLoader):
+    """The training loader: resumes an epoch where a checkpoint left it.
+
+    Lightning stores :meth:`state_dict` in every checkpoint (with its loop state) and, when
+    it restarts part-way through an epoch, passes it back to :meth:`load_state_dict` before
+    the epoch's first batch. The state is the epoch and the samples this process has been
+    handed so far (Lightning reads a loader of known length without looking ahead, so those
+    are the samples it trained on); the sampler then skips them, so nothing is loaded twice
+    and the rest of the epoch is what an uninterrupted run draws.
+
+    The epoch's order is drawn at its first batch, not when ``iter()`` is called: Lightning
+    makes a resumed run's first iterator before it sets the epoch, and worker processes would
+    take their first indices at once.
+    """
+
+    def __init__(self, dataset: Dataset, *, sampler: EpochSampler, **kwargs: Any) -> None:
+        super().__init__(dataset, sampler=sampler, **kwargs)
+        self.samples_served = 0  # of the current pass (epoch), resumed ones included
+        self._resume: dict[str, int] | None = None
+
+    def __iter__(self) -> Iterator[Any]:
+        return self._batches()
+
+    def _batches(self) -> Iterator[Any]:
+        # A generator: nothing runs until the first batch is asked for.
+        resume, self._resume = self._resume, None
+        self.samples_served = 0
+        if resume is not None and resume["epoch"] == self.sampler.epoch:
+            self.samples_served = resume["samples"]
+            self.sampler.start_at(epoch=resume["epoch"], position=resume["samples"])
+        for batch in super().__iter__():
+            self.samples_served += self.batch_size
+            yield batch
+
+    def state_dict(self) -> dict[str, int]:
+        return {"epoch": self.sampler.epoch, "samples": self.samples_served}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self._resume = {"epoch": int(state["epoch"]), "samples": int(state["samples"])}
+
+
+def _ignore_stop_signals(worker_id: int) -> None:
+    """Loader workers leave stop signals to the training process (a scheduler signals every
+    process of a job, Ctrl+C the whole terminal group), which stops at a step's end and shuts
+    them down itself."""
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1):
+        signal.signal(signum, signal.SIG_IGN)
+
 
 def make_loader(dataset: Dataset, config: Config, *, train: bool, num_replicas: int = 1,
                 rank: int = 0) -> DataLoader:
-    """Training loaders shuffle per epoch and drop a last partial batch (unless that would
-    leave no batch at all); evaluation loaders keep every video, in order, on one process."""
+    """Training loaders shuffle per epoch, drop a last partial batch (unless that would
+    leave no batch at all) and resume mid-epoch (:class:`ResumableLoader`); evaluation
+    loaders keep every video, in order, on one process."""
     batch_size = config.optim.batch_size
     if not train:
         num_replicas, rank = 1, 0
     sampler = EpochSampler(dataset, shuffle=train, seed=config.seed,
                            num_replicas=num_replicas, rank=rank)
     workers = config.data.workers
-    return DataLoader(
+    return (ResumableLoader if train else DataLoader)(
         dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
         drop_last=train and len(sampler) >= batch_size,
         pin_memory=torch.cuda.is_available(),
@@ -141,6 +209,7 @@ def make_loader(dataset: Dataset, config: Config, *, train: bool, num_replicas: 
         # Workers live across epochs (no restart per epoch); the epoch still reaches them
         # through the dataset's shared seeding (EpochSeeded).
         persistent_workers=workers > 0,
+        worker_init_fn=_ignore_stop_signals if workers > 0 else None,
         # Each iterator draws a seed for its workers: from the loader's own generator, so
         # that validation (how often, how long) never shifts the global stream that dropout
         # draws from during training, and a resumed run continues it exactly.

@@ -37,10 +37,11 @@ from playspeed.errors import PlayspeedError
 from playspeed.io import write_json
 from playspeed.models.backbone import Backbone
 from playspeed.models.heads import LinearClassifier
+from playspeed.rundir import locks_run_dir
 from playspeed.tasks.base import VideoTask, backbone_from_config, decay_groups
 from playspeed.tasks.checkpoints import load_backbone_weights, load_weights
 from playspeed.tasks.data import build_source, classification_dataset, load_records
-from playspeed.tasks.trainer import ClipDataModule, final_metrics, fit
+from playspeed.tasks.trainer import ClipDataModule, final_metrics, fit, validation_summary
 
 _NORM_TYPES = (nn.modules.batchnorm._NormBase, nn.GroupNorm)
 
@@ -76,7 +77,11 @@ class ActionRecognition(VideoTask):
 
     def on_train_epoch_start(self) -> None:
         # Lightning never calls train() itself (a new module starts in training mode), so
-        # the frozen-statistics rule below is applied here.
+        # the frozen-statistics rule below is applied here ...
+        self.train()
+
+    def on_train_start(self) -> None:
+        # ... and here, for a run resumed mid-epoch, which skips the epoch's start.
         self.train()
 
     def train(self, mode: bool = True):
@@ -115,6 +120,7 @@ class ActionRecognition(VideoTask):
                  prog_bar=True, batch_size=size, sync_dist=True)
 
 
+@locks_run_dir
 def finetune(config: Config, out: Path, *, init: Path | None = None,
              resume: bool = False) -> dict[str, Any]:
     """Fine-tune on the training split (from ``init``'s backbone, or from scratch)."""
@@ -143,6 +149,7 @@ def finetune(config: Config, out: Path, *, init: Path | None = None,
                   monitor="val/acc", resume=resume)
     metrics = {
         **final_metrics(trainer, {"val/acc": "val_clip_top1", "val/loss": "val_loss"}),
+        **validation_summary(trainer, config),
         "val_chance": constant_guess_accuracy([record.label for record in val_records]),
         "clips_seen": task.clips_seen,
         "num_videos": len(val_set),
@@ -157,7 +164,7 @@ def finetune(config: Config, out: Path, *, init: Path | None = None,
             "frozen_stages": task.frozen_stages,
             "label_fraction": config.finetune.label_fraction,
             "lr": config.optim.lr, "backbone_lr": config.optim.lr * config.optim.backbone_lr_scale,
-            "epochs": trainer.current_epoch,
+            "epochs": trainer.current_epoch, "steps": trainer.global_step,
             "effective_batch": config.optim.batch_size * trainer.world_size,
         },
     }

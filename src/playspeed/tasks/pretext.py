@@ -26,6 +26,8 @@ positive scores above every negative) with ``train/instance_chance``, and per va
 
 After training, :func:`playspeed.chance.pretext_check` compares the final numbers with
 chance: a pretext that did not learn is reported in one warning line and in ``metrics.json``.
+A run that never validated is not judged: ``metrics.json`` says so (``validated``,
+``not_validated``).
 """
 
 from __future__ import annotations
@@ -56,11 +58,12 @@ from playspeed.models.heads import (
 )
 from playspeed.objectives import OBJECTIVES
 from playspeed.report import plot_confusion, plot_pretext_curves
+from playspeed.rundir import locks_run_dir
 from playspeed.tasks.base import VideoTask, backbone_from_config
 from playspeed.tasks.contrast import contrast_from_config, same_video_top1
 from playspeed.tasks.data import build_source, load_records, pretext_dataset, pretext_val_dataset
 from playspeed.tasks.metrics import per_class_accuracy
-from playspeed.tasks.trainer import ClipDataModule, final_metrics, fit
+from playspeed.tasks.trainer import ClipDataModule, final_metrics, fit, validation_summary
 
 
 class PlaybackSpeedPretraining(VideoTask):
@@ -217,6 +220,7 @@ def pretrain_datasets(config: Config) -> tuple[PlaybackSpeedClips, PretextGrid]:
             pretext_val_dataset(config, val_records, source))
 
 
+@locks_run_dir
 def pretrain(config: Config, out: Path, *, resume: bool = False,
              callbacks: Sequence[L.Callback] = ()) -> dict[str, Any]:
     """Pretext training on the configured dataset's training split; returns ``metrics.json``.
@@ -253,14 +257,18 @@ def pretrain(config: Config, out: Path, *, resume: bool = False,
             zip(speeds, per_class_accuracy(task.speed_confusion), strict=True)}
     loss_at_chance = chance_loss(objective.num_classes(
         speeds=pretext.speeds, directions=pretext.directions, num_clips=pretext.num_clips))
-    learned, reason = pretext_check(
-        accuracy=metrics.get("pretext_val_acc"), chance=chance["pretext_val_chance"],
-        train_loss=metrics.get("train_loss"), chance_loss=loss_at_chance)
+    validation = validation_summary(trainer, config)
+    learned, reason = None, None  # a run that never validated is not judged
+    if validation["validated"]:
+        learned, reason = pretext_check(
+            accuracy=metrics.get("pretext_val_acc"), chance=chance["pretext_val_chance"],
+            train_loss=metrics.get("train_loss"), chance_loss=loss_at_chance)
     holdout = describe_holdout(fraction=config.data.val_fraction, seed=config.seed)
     grid = (f"every label at {pretext.val_starts} evenly spaced starts per video, one clip "
             "per item" if objective.per_clip else
             f"{pretext.val_samples} fixed seeded samples per video")
     metrics |= {
+        **validation,
         "pretext_learned": learned, "pretext_warning": reason,
         "clips_seen": task.clips_seen,
         "num_videos": val_set.num_videos,
@@ -277,7 +285,8 @@ def pretrain(config: Config, out: Path, *, resume: bool = False,
             **({"clip_gap": pretext.clip_gap} if objective.draw == "tuple" else {}),
             "backbone": config.model.backbone, "norm": config.model.norm,
             "input_mode": config.model.input_mode,
-            "epochs": trainer.current_epoch, "lr": config.optim.lr,
+            "epochs": trainer.current_epoch, "steps": trainer.global_step,
+            "lr": config.optim.lr,
             "effective_batch": config.optim.batch_size * trainer.world_size,
             "train_videos": len(train_set), "excluded_short_videos": len(train_set.excluded),
         },
@@ -296,7 +305,7 @@ def pretrain(config: Config, out: Path, *, resume: bool = False,
                            out / "plots" / "speed_confusion.png",
                            title=f"speed accuracy {speed_acc:.1f}% "
                                  f"(chance {chance['speed_val_chance']:.1f}%)")
-        if not learned:
+        if learned is False:
             print(f"warning: {reason}", file=sys.stderr)
     return metrics
 
