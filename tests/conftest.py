@@ -107,6 +107,7 @@ TINY_OVERRIDES = (
     "optim.batch_size=3", "optim.warmup_epochs=0", "trainer.max_epochs=2",
     "trainer.progress_bar=false", "trainer.precision=32-true",
     "trainer.memory_format=contiguous", "trainer.log_every_n_steps=1",
+    "trainer.check_val_every_n_epoch=2",
 )
 
 

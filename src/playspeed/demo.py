@@ -32,13 +32,12 @@ from playspeed.stages import (
 )
 
 # Quick: the synthetic_cpu configs (16-frame pretraining, 8-frame fine-tuning at stride 2)
-# with 36 of their 120 pretraining epochs, validated every 4th, one pretraining (TGN) and two
-# fine-tunings, so that it fits 10 minutes on 2 CPU cores without native bf16 even when the
-# machine is shared (45 epochs took 10:56 on a busy development machine, 36 took 8:42-9:13);
-# BN against TGN is in the full mode and in `playspeed compare`.
+# with 36 of their 120 pretraining epochs, one pretraining (TGN) and two fine-tunings, so that
+# it fits 10 minutes on 2 CPU cores without native bf16 even when the machine is shared (45
+# epochs took 10:56 on a busy development machine, 36 took 8:42-9:13); BN against TGN is in
+# the full mode and in `playspeed compare`. Its 45x60 frames are stored raw (8 kB a frame).
 QUICK = Scale(classes=None, videos_per_class=20, frames=128, video_size=(160, 120),
-              pretrain=["trainer.max_epochs=36", "trainer.check_val_every_n_epoch=4"],
-              pretrain_runs=("tgn",))
+              pretrain=["trainer.max_epochs=36"], pretrain_runs=("tgn",), store_format="raw")
 # Full: the field's backbone and clip size (a GPU's job); fine-tuning on 16-frame clips.
 _FULL_MODEL = ["model.backbone=r3d_18", "model.width=1.0", "clip.size=112",
                "clip.resize=[128,171]", "data.workers=8", "trainer.accelerator=auto",

@@ -56,6 +56,9 @@ class Scale:
     finetune: list[str] = field(default_factory=list)  # overrides of finetune/synthetic_cpu
     pretrain_runs: tuple[str, ...] = ("bn", "tgn")
     workers: int = 2  # processes for decoding videos into the store
+    # The store's frame format (prepare --format): raw for frames as small as the CPU configs'
+    # 45x60 (8 kB a frame; decoding JPEG cost the loop ~6 ms a step), JPEG for larger ones.
+    store_format: str = "jpeg"
 
 
 def run_stage(name: str, done: Path, run: Callable[[], Any], log: Log) -> dict:
@@ -123,7 +126,7 @@ def prepare_synthetic(out: Path, scale: Scale, seed: int, log: Log, *,
     size = {"resize": tuple(pretrain_config.clip.resize)} if store_at_clip_size else {}
     run_stage("frame store", store / REPORT, lambda: prepare_dataset(
         "ucf101", videos=data_root / "UCF-101", splits=data_root / "ucfTrainTestlist",
-        out=store, workers=scale.workers, **size), log)
+        out=store, workers=scale.workers, fmt=scale.store_format, **size), log)
     return pretrain_config, finetune_config
 
 

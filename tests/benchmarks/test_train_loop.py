@@ -1,4 +1,5 @@
-"""benchmarks/train_loop.py at the smallest scale: both sides measure one model and batch."""
+"""benchmarks/train_loop.py at the smallest scale: both sides measure one model and batch, and
+the whole-run figure is the difference of two runs."""
 
 import math
 
@@ -11,22 +12,23 @@ def train_loop(load_benchmark):
 
 
 @pytest.mark.slow
-def test_bare_step_and_loop_measure_the_same_model_and_batch(train_loop, tiny_config, tmp_path):
-    config = tiny_config("pretrain", "trainer.max_epochs=2", "trainer.check_val_every_n_epoch=1",
-                         "optim.batch_size=2")
-    result = train_loop.compare(config, tmp_path / "run", bare_steps=1)
-    bare, loop = result["bare"], result["loop"]
-    assert bare["batch_shape"] == loop["batch_shape"] == (2, config.pretext.num_clips, 3, 8, 32,
-                                                          32)
-    assert bare["num_parameters"] == loop["num_parameters"] > 0
-    assert bare["clips_per_second"] > 0 and loop["clips_per_second"] > 0
-    assert math.isclose(result["ratio"], loop["clips_per_second"] / bare["clips_per_second"])
-    assert (tmp_path / "run" / "metrics.json").is_file()  # the loop is pretrain itself
-    shares = loop["shares"]
-    assert 0 < shares["train steps"] < 1 and 0 < shares["validation"] < 1
-    assert math.isclose(sum(shares.values()), 1.0)
-
-
-def test_loop_clock_refuses_a_run_too_short_to_time(train_loop):
-    with pytest.raises(RuntimeError, match="ran 1 epochs or fewer"):
-        _ = train_loop.LoopClock().clips_per_second
+@pytest.mark.parametrize("objective", ["classify", "speed_contrast"])
+def test_bare_step_and_whole_runs_measure_the_same_model_and_batch(train_loop, tiny_config,
+                                                                   tmp_path, objective):
+    config = tiny_config("pretrain", "trainer.check_val_every_n_epoch=1", "optim.batch_size=2",
+                         f"pretext.objective={objective}")
+    result = train_loop.compare(config, tmp_path / "run", bare_steps=1, epochs=(1, 2))
+    bare, short, long = result["bare"], result["short"]["clock"], result["long"]["clock"]
+    assert bare["batch_shape"] == long.batch_shape == (2, config.pretext.num_clips, 3, 8, 32,
+                                                       32)
+    assert bare["num_parameters"] == long.num_parameters > 0
+    added = result["whole"]
+    # one more epoch (as many clips as the 1-epoch run's) and one more validation
+    assert added["clips"] == long.clips - short.clips == short.clips > 0
+    assert (added["epochs"], added["validations"]) == (1, 1)
+    assert math.isclose(result["ratio"], added["clips_per_second"] / bare["clips_per_second"])
+    assert added["seconds"] == pytest.approx(result["long"]["seconds"]
+                                             - result["short"]["seconds"])
+    assert added["per_epoch"]["train steps"] > 0 and added["per_validation"] > 0
+    assert (tmp_path / "run" / "epochs2" / "metrics.json").is_file()  # the loop is pretrain
+    assert "of the bare step" in train_loop.report(result)

@@ -60,7 +60,7 @@ from playspeed.objectives import OBJECTIVES
 from playspeed.report import plot_confusion, plot_pretext_curves
 from playspeed.rundir import locks_run_dir
 from playspeed.tasks.base import VideoTask, backbone_from_config
-from playspeed.tasks.contrast import contrast_from_config, same_video_top1
+from playspeed.tasks.contrast import ContrastReading, contrast_from_config, same_video_top1
 from playspeed.tasks.data import build_source, load_records, pretext_dataset, pretext_val_dataset
 from playspeed.tasks.metrics import per_class_accuracy
 from playspeed.tasks.trainer import ClipDataModule, final_metrics, fit, validation_summary
@@ -148,26 +148,35 @@ class PlaybackSpeedPretraining(VideoTask):
                                       num_directions=len(self.config.pretext.directions))[0]
         return outputs["speed"].argmax(-1)
 
-    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+    def training_loss(self, batch: dict[str, torch.Tensor]
+                      ) -> tuple[torch.Tensor, torch.Tensor, dict, ContrastReading | None]:
+        """What a training step optimises: ``(total, readings' loss, hits, contrast)``, the
+        total adding ``speed_contrast``'s weighted instance discrimination (``contrast``: its
+        reading, ``None`` for the other objectives) to the readings' loss."""
         clips = batch["clips"]
         features = self.embed(clips.flatten(0, 1))
         loss, hits = self.loss_and_hits(
             batch, self._head_outputs(features, num_clips=clips.shape[1]))
-        size = clips.shape[0]
+        if self.contrast is None:
+            return loss, loss, hits, None
+        reading = self.contrast(features, clips, batch["video_index"], backbone=self.backbone)
+        return loss + self.config.pretext.contrast_weight * reading.loss, loss, hits, reading
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        total, loss, hits, reading = self.training_loss(batch)
+        size, clips = batch["clips"].shape[:2]
         self.log("train/loss", loss, prog_bar=True, batch_size=size)
         self.log("train/epoch_loss", loss, on_step=False, on_epoch=True, batch_size=size,
                  sync_dist=True)
         self.log("train/pretext_acc", hits["pretext_acc"].float().mean() * 100,
                  batch_size=size)
-        self.log("train/clips_seen", self.count_clips(size * clips.shape[1]), batch_size=size)
-        if self.contrast is None:
-            return loss
-        reading = self.contrast(features, clips, batch["video_index"], backbone=self.backbone)
-        pairs = reading.hits.numel()
-        self.log("train/contrast_loss", reading.loss, batch_size=size)
-        self.log("train/instance_acc", reading.hits.float().mean() * 100, batch_size=pairs)
-        self.log("train/instance_chance", reading.chance.mean() * 100, batch_size=pairs)
-        return loss + self.config.pretext.contrast_weight * reading.loss
+        self.log("train/clips_seen", self.count_clips(size * clips), batch_size=size)
+        if reading is not None:
+            pairs = reading.hits.numel()
+            self.log("train/contrast_loss", reading.loss, batch_size=size)
+            self.log("train/instance_acc", reading.hits.float().mean() * 100, batch_size=pairs)
+            self.log("train/instance_chance", reading.chance.mean() * 100, batch_size=pairs)
+        return total
 
     def on_validation_epoch_start(self) -> None:
         num_speeds = len(self.objective.speeds(self.config.pretext.speeds))
