@@ -23,7 +23,7 @@ SETUP_COMMANDS = (
 # Documents that playspeed and its benchmarks write into run directories: naming them names
 # no file of the repository. Each must appear quoted in the code that writes it, so the list
 # cannot outlive the code.
-RUN_OUTPUTS = ("report.md", "compare.md", "model_card.md", "table.md")
+RUN_OUTPUTS = ("report.md", "compare.md", "model_card.md", "table.md", "summary.md")
 DOCUMENT = re.compile(r"(?<![\w./-])([\w.-]*\w\.md)\b")
 REPO_PATH = re.compile(r"(?<![\w./-])((?:docs|configs|benchmarks|src|tests|\.ci)/[\w./*-]*\w)"
                        r"(#[\w-]+)?")

@@ -47,6 +47,7 @@ def test_a_run_directory_is_claimed_by_its_settings(tmp_path):
         claim_run_dir(tmp_path / "run", {"seed": 1, "sizes": [1, 2]}, kind="demo")
 
 
+@pytest.mark.slow
 def test_an_interrupted_training_stage_resumes_from_its_step(tiny_config, tmp_path,
                                                              signal_at_step, assert_same_run):
     """The stage that demo, compare and the recipe share: stopped mid-epoch, run again, it

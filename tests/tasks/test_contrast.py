@@ -267,6 +267,7 @@ def _fixed_batch(config, size=4):
             for key in ("clips", "target", "video_index")}
 
 
+@pytest.mark.slow
 def test_the_contrastive_loss_falls_on_a_fixed_batch(tiny_config):
     torch.manual_seed(0)
     config = tiny_config("pretrain", "pretext.objective=speed_contrast",

@@ -275,6 +275,7 @@ def test_two_process_ddp_stops_every_rank_at_one_step_and_resumes_exactly(
     assert_same_run(straight, tmp_path / "run")
 
 
+@pytest.mark.slow
 def test_a_run_stopped_at_max_steps_mid_epoch_leaves_a_checkpoint_for_the_next_commands(
         tiny_overrides, tmp_path, capsys):
     """Validation every 2nd epoch of 2 steps; the run stops at step 3, inside the 2nd epoch."""
@@ -292,10 +293,8 @@ def test_a_run_stopped_at_max_steps_mid_epoch_leaves_a_checkpoint_for_the_next_c
         == str(ckpt)
 
 
-# classify in the fast loop (pytest -m "not slow"), every other objective marked slow
-@pytest.mark.parametrize("objective", [
-    pytest.param(name, marks=() if name == "classify" else pytest.mark.slow)
-    for name in OBJECTIVES])
+@pytest.mark.slow
+@pytest.mark.parametrize("objective", list(OBJECTIVES))
 def test_every_objective_trains_and_its_checkpoint_serves_every_command(
         objective, tiny_config, tiny_overrides, synth_root, tmp_path, capsys):
     """Pretrain a few steps, then the commands a user runs on the checkpoint (and ``show``,

@@ -87,7 +87,8 @@ class _SlowStep(L.Callback):
     ("max_steps", ["trainer.max_steps=5"], 5, 4),
     ("early stop", [], 5, 4),
     # Lightning validates a stop that falls in a validation epoch (the second here).
-    ("max_time", ["trainer.max_time=00:00:00:02"], 3, 3),
+    pytest.param("max_time", ["trainer.max_time=00:00:00:02"], 3, 3,
+                 marks=pytest.mark.slow),  # waits its 2 seconds
 ])
 def test_every_ending_saves_its_final_step_and_best_only_a_validated_one(
         ending, overrides, final_step, best_step, tiny_config, tmp_path):
