@@ -12,6 +12,7 @@ from playspeed.config import load_config, override_config
 from playspeed.errors import PlayspeedError
 from playspeed.stages import Scale, prepare_synthetic
 
+TINY_BATCH = 2
 TINY_TRAINING = ["data.workers=0", "clip.len=8", "clip.size=32", "clip.resize=[40,53]",
                  "clip.test_clips=2", "model.width=0.125", "optim.batch_size=2",
                  "trainer.max_epochs=1", "trainer.progress_bar=false",
@@ -50,14 +51,28 @@ def compare_run(tmp_path_factory):
 @pytest.mark.slow
 def test_compare_writes_table_json_and_chart(compare_run):
     out, rows = compare_run
-    assert list(rows) == ["chance", "scratch", "classify", "rotation", "classify_bn"]
+    assert list(rows) == ["chance", "untrained", "scratch", "scratch_equal_compute", "classify",
+                          "rotation", "classify_bn"]
+    # the untrained backbone is read frozen, scratch and its equal-compute run fine-tuned
+    assert set(rows["untrained"]) == {"retrieval_top1", "retrieval_top5", "knn_top1",
+                                      "linear_top1"}
+    assert "video_top1" in rows["scratch"] and "retrieval_top1" not in rows["scratch"]
+    equal = json.loads((out / "finetune_scratch_equal_compute" / "metrics.json").read_text())
+    scratch = json.loads((out / "finetune_scratch" / "metrics.json").read_text())
+    budget = rows["classify"]["clips_seen"] + scratch["clips_seen"]
+    assert budget <= equal["clips_seen"] < budget + 2 * TINY_BATCH
+    for name in ("scratch_equal_compute", "classify", "rotation"):
+        scratch_top1 = rows["scratch"]["video_top1"]
+        assert rows[name]["errors_removed"] == pytest.approx(
+            100 * (rows[name]["video_top1"] - scratch_top1) / (100 - scratch_top1))
     assert json.loads((out / "results.json").read_text())["rows"] == json.loads(
         json.dumps(rows))
     report = (out / "compare.md").read_text()
     assert "](plots/compare.png)" in report and (out / "plots" / "compare.png").stat().st_size \
         > 1000
     for line, name in zip(report.split("| model |")[1].splitlines()[2:], rows, strict=False):
-        assert f"{rows[name]['video_top1']:.1f}" in line
+        if "video_top1" in rows[name]:
+            assert f"{rows[name]['video_top1']:.1f}" in line
     # The chance shown is the one the "did not learn" verdict used: the grid's most frequent
     # label, 1 of the 6 signed speeds that fit (not 1 of the 8 configured).
     for name in ("classify", "classify_bn", "rotation"):
@@ -74,15 +89,16 @@ def test_compare_writes_table_json_and_chart(compare_run):
     assert chance["video_top1"] <= chance["retrieval_top1"] < chance["retrieval_top5"] <= 100
     assert "| chance (learns nothing) | - | - | 33.3 |" in report
     # the same budget in clips seen; rotation gets it from one-clip samples
-    assert len({rows[n]["clips_seen"] for n in rows if n not in ("chance", "scratch")}) == 1
+    assert len({rows[n]["clips_seen"] for n in rows if "objective" in rows[n]}) == 1
     configs = {n: json.loads(json.dumps(
         load_config(out / f"pretrain_{n}" / "config.yaml").pretext.num_clips))
         for n in ("classify", "rotation")}
     assert configs == {"classify": 3, "rotation": 1}
-    for name in set(rows) - {"chance"}:
-        probe = json.loads((out / f"probe_{name}" / "metrics.json").read_text())
+    for name in set(rows) - {"chance", "scratch", "scratch_equal_compute"}:
+        probe = json.loads((out / f"probe_{name if name != 'untrained' else 'scratch'}"
+                                  / "metrics.json").read_text())
         assert rows[name]["linear_top1"] == probe["linear_top1"]
-        if name != "scratch":
+        if name != "untrained":
             pretext = json.loads((out / f"pretrain_{name}" / "metrics.json").read_text())
             assert rows[name]["pretext_acc"] == pretext["pretext_val_acc"]
 

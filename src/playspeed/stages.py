@@ -195,6 +195,10 @@ DOWNSTREAM_READINGS = {
 }
 
 
+#: The readings of a frozen backbone among them (retrieval and probes; no fine-tuning).
+FROZEN_READINGS = ("retrieval_top1", "retrieval_top5", "knn_top1", "linear_top1")
+
+
 def downstream_readings(results: dict[str, dict]) -> tuple[dict[str, float], dict[str, float]]:
     """The row's readings and their chance levels, from the ``metrics.json`` of ``test``,
     ``retrieval`` and ``probe`` (``results``: command -> metrics): every command stores the
@@ -227,3 +231,19 @@ def downstream_row(out: Path, name: str, label: str, *, init: Path | None, norm:
                                                         "frozen": retrieval,
                                                         "frozen probe": probe})
     return downstream_readings({"test": tested, "retrieval": retrieval, "probe": probe})
+
+
+def scratch_equal_compute(out: Path, finetune_config: Config, *, pretext_clips: int, log: Log
+                          ) -> dict[str, float]:
+    """Fine-tune from scratch for as many clip passes as a pretraining of ``pretext_clips``
+    and the scratch run in ``out/finetune_scratch`` together (:func:`equal_compute_overrides`),
+    into ``out/finetune_scratch_equal_compute``, and test it (cached stages); returns its
+    video and clip top-1 with the clips it saw."""
+    scratch = json.loads((out / "finetune_scratch" / "metrics.json").read_text())
+    config = override_config(finetune_config, equal_compute_overrides(
+        clips=pretext_clips + scratch["clips_seen"], batch_size=finetune_config.optim.batch_size,
+        train_videos=scratch["train_videos"]))
+    tuned, tested = finetune_and_test(out / "finetune_scratch_equal_compute",
+                                      "scratch, equal compute", config, init=None, log=log)
+    return {"video_top1": tested["video_top1"], "clip_top1": tested["clip_top1"],
+            "clips_seen": tuned["clips_seen"]}
