@@ -84,6 +84,7 @@ def _benchmark_script(name: str):
     """Another script of benchmarks/ (not a package), as a module."""
     spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{name}.py"))
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # as the import system does (dataclasses look it up there)
     spec.loader.exec_module(module)
     return module
 
@@ -443,7 +444,7 @@ def measure(config: Config, work: Path, *, videos: Path | None, footage: dict[st
             rounds: int, loader_samples: int, step_batch: int | None, step_steps: int,
             step_rounds: int, config_name: str, command: str) -> dict[str, Any]:
     """Every figure of the study, as a JSON-ready dict (the input of :func:`report`)."""
-    load = os.getloadavg()
+    load, commit = os.getloadavg(), _commit()  # as the run starts
     if videos is None:
         folders = write_footage(work / "footage", size=tuple(footage["size"]),
                                 seconds=footage["seconds"], fps=footage["fps"],
@@ -475,7 +476,7 @@ def measure(config: Config, work: Path, *, videos: Path | None, footage: dict[st
     step = step_rate(step_config, steps=step_steps, rounds=step_rounds,
                      warmup=1 if device == "cpu" else 3)
     return {
-        "meta": {"date": datetime.date.today().isoformat(), "commit": _commit(),
+        "meta": {"date": datetime.date.today().isoformat(), "commit": commit,
                  "command": command, "machine": f"{_cpu_name()}, {os.cpu_count()} CPUs",
                  "torch": torch.__version__, "load_average": list(load),
                  "load_average_end": list(os.getloadavg())},
