@@ -54,6 +54,7 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +66,7 @@ from playspeed.config import Config, load_config, override_config
 from playspeed.console import quiet_dependencies
 from playspeed.data.datasets import VideoFolder, VideoRecord
 from playspeed.data.prepare import prepare_store
+from playspeed.data.pretext import PlaybackSpeedClips
 from playspeed.data.store import FrameStore, frames_path
 from playspeed.data.synthetic import (
     CLASSES,
@@ -189,74 +191,61 @@ def write_footage(root: Path, *, size: tuple[int, int], seconds: float, fps: int
 # --- measurements ----------------------------------------------------------------------
 
 
-def best_rate(work: Callable[[int], float], *, rounds: int) -> float:
-    """The highest of ``rounds`` rates; ``work(round)`` returns its units done per second."""
-    return max(work(round_) for round_ in range(rounds))
+def fastest(work: dict[Any, Callable[[int], float]], *, rounds: int) -> dict[Any, float]:
+    """The shortest of ``rounds`` timings of each piece of ``work`` (``work[key](round)``
+    does it once and returns its seconds). The rounds interleave the pieces, so that a burst
+    of load from other processes slows them all alike; it never speeds one up."""
+    best = dict.fromkeys(work, math.inf)
+    for round_ in range(rounds):
+        for key, once in work.items():
+            best[key] = min(best[key], once(round_))
+    return best
 
 
-def decode_rate(records: Sequence[VideoRecord], *, rounds: int) -> dict[str, float]:
-    """Frames/s and videos/s of decoding ``records`` whole, one thread, no conversion."""
-    frames = 0
-
-    def once(_: int) -> float:
-        nonlocal frames
-        frames = 0
-        start = time.perf_counter()
-        for record in records:
-            with open_video(record.path) as (container, stream):
-                frames += sum(1 for _ in container.decode(stream))
-        return frames / (time.perf_counter() - start)
-
-    rate = best_rate(once, rounds=rounds)
-    return {"frames_per_s": rate, "videos_per_s": rate * len(records) / frames}
+def decode_seconds(records: Sequence[VideoRecord]) -> float:
+    """Decoding ``records`` whole, one thread, frames left as decoded (no conversion)."""
+    start = time.perf_counter()
+    for record in records:
+        with open_video(record.path) as (container, stream):
+            for _ in container.decode(stream):
+                pass
+    return time.perf_counter() - start
 
 
-def prepare_rate(records: Sequence[VideoRecord], out: Path, *, rounds: int,
-                 **settings: Any) -> dict[str, float]:
-    """``prepare_store`` of ``records`` into a new store ``out`` with one worker, each
-    round from scratch (``out`` stays, for the loader): rates and the store's bytes/frame."""
-    def once(_: int) -> float:
-        shutil.rmtree(out, ignore_errors=True)
-        start = time.perf_counter()
-        report = prepare_store(records, out, workers=1, progress=False, **settings)
-        elapsed = time.perf_counter() - start
-        if report.failed:
-            raise RuntimeError(f"prepare failed: {report.failed}")
-        return len(records) / elapsed
-
-    videos_per_s = best_rate(once, rounds=rounds)
-    store = FrameStore(out)
-    frames = sum(store.num_frames(record) for record in records)
-    size = sum(frames_path(out, record.key).stat().st_size for record in records)
-    return {"videos_per_s": videos_per_s, "frames_per_s": videos_per_s * frames / len(records),
-            "bytes_per_frame": size / frames}
+def prepare_seconds(records: Sequence[VideoRecord], out: Path, **settings: Any) -> float:
+    """``prepare_store`` of ``records`` with one worker into a new store ``out`` (which
+    stays, for the loader)."""
+    shutil.rmtree(out, ignore_errors=True)
+    start = time.perf_counter()
+    report = prepare_store(records, out, workers=1, progress=False, **settings)
+    elapsed = time.perf_counter() - start
+    if report.failed:
+        raise RuntimeError(f"prepare failed: {report.failed}")
+    return elapsed
 
 
-def loader_rate(config: Config, records: Sequence[VideoRecord], store: Path, *, samples: int,
-                rounds: int) -> dict[str, float]:
-    """Pretext samples/s and clips/s of the config's training dataset read from ``store``,
-    in this process on one torch thread (one loader worker's work)."""
-    dataset = pretext_dataset(config, records, FrameStore(store))
-    if len(dataset) == 0:
-        raise RuntimeError(f"no video is long enough for {config.clip.shape} clips at speeds "
-                           f"{list(config.pretext.speeds)}: write longer footage")
+def store_figures(records: Sequence[VideoRecord], store: Path) -> tuple[int, float]:
+    """Frames of ``records`` in ``store``, and its bytes per frame (its files, headers and
+    offset tables included)."""
+    frames = sum(FrameStore(store).num_frames(record) for record in records)
+    size = sum(frames_path(store, record.key).stat().st_size for record in records)
+    return frames, size / frames
 
-    def once(round_: int) -> float:
+
+def loader_seconds(dataset: PlaybackSpeedClips, round_: int, *, samples: int) -> float:
+    """Building ``samples`` items of ``dataset`` on one torch thread (one loader worker's
+    work); round ``round_`` draws from epochs of its own."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as in a DataLoader worker
+    try:
         start = time.perf_counter()
         for i in range(samples):
             epoch, index = divmod(i, len(dataset))  # past the last video: the next epoch's
             dataset.set_epoch(round_ * samples + epoch)
             dataset[index]
-        return samples / (time.perf_counter() - start)
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # as in a DataLoader worker
-    try:
-        samples_per_s = best_rate(once, rounds=rounds)
+        return time.perf_counter() - start
     finally:
         torch.set_num_threads(threads)
-    return {"samples_per_s": samples_per_s,
-            "clips_per_s": samples_per_s * config.pretext.num_clips}
 
 
 def flops_per_clip(config: Config, sample: dict[str, torch.Tensor]) -> float:
@@ -455,23 +444,44 @@ def measure(config: Config, work: Path, *, videos: Path | None, footage: dict[st
         folders, labels = {"given": videos}, {"given": str(videos)}
         footage = {"source": str(videos), "videos": len(VideoFolder(videos))}
     records = {name: list(VideoFolder(folder)) for name, folder in folders.items()}
-    decode = {name: decode_rate(found, rounds=rounds) for name, found in records.items()}
-    prepare = {name: {store: prepare_rate(found, work / "stores" / name / store,
-                                          rounds=rounds, **settings)
-                      for store, settings in STORES.items()}
-               for name, found in records.items()}
+    stores = {name: work / "stores" / name for name in records}
+    pieces = {}  # (codec, "decode" or store) -> one timing; the round draws nothing here
+    for name, found in records.items():
+        pieces[name, "decode"] = lambda _, found=found: decode_seconds(found)
+        for store, settings in STORES.items():
+            pieces[name, store] = (lambda _, found=found, out=stores[name] / store,
+                                   settings=settings: prepare_seconds(found, out, **settings))
+    timings = fastest(pieces, rounds=rounds)
+    decode, prepare = {}, {}
+    for name, found in records.items():
+        frames, _ = store_figures(found, stores[name] / DEFAULT_STORE)
+        seconds = timings[name, "decode"]
+        decode[name] = {"frames_per_s": frames / seconds, "videos_per_s": len(found) / seconds}
+        prepare[name] = {}
+        for store in STORES:
+            frames, bytes_per_frame = store_figures(found, stores[name] / store)
+            seconds = timings[name, store]
+            prepare[name][store] = {"frames_per_s": frames / seconds,
+                                    "videos_per_s": len(found) / seconds,
+                                    "bytes_per_frame": bytes_per_frame}
     # The loader and the step read the stores of the plan's codec.
     name = plan_codec(records)
-    stores = work / "stores" / name
-    loader = {store: loader_rate(config, records[name], stores / store,
-                                 samples=loader_samples, rounds=rounds)
-              for store in (DEFAULT_STORE, RAW_STORE)}
-    sample = pretext_dataset(config, records[name], FrameStore(stores / DEFAULT_STORE))[0]
+    datasets = {store: pretext_dataset(config, records[name], FrameStore(stores[name] / store))
+                for store in (DEFAULT_STORE, RAW_STORE)}
+    if not len(datasets[DEFAULT_STORE]):
+        raise RuntimeError(f"no video is long enough for {config.clip.shape} clips at speeds "
+                           f"{list(config.pretext.speeds)}: write longer footage")
+    timings = fastest({store: partial(loader_seconds, dataset, samples=loader_samples)
+                       for store, dataset in datasets.items()}, rounds=rounds)
+    loader = {store: {"samples_per_s": loader_samples / seconds,
+                      "clips_per_s": loader_samples * config.pretext.num_clips / seconds}
+              for store, seconds in timings.items()}
+    sample = datasets[DEFAULT_STORE][0]
     device = training_device_type(config)
     batch = step_batch or (config.optim.batch_size if device == "cuda" else 1)
     step_config = override_config(config, [
         "data.dataset=folder", f"data.videos={folders[name]}",
-        f"data.store={stores / DEFAULT_STORE}", "data.val_fraction=0", "data.workers=0",
+        f"data.store={stores[name] / DEFAULT_STORE}", "data.val_fraction=0", "data.workers=0",
         f"optim.batch_size={batch}"])
     step = step_rate(step_config, steps=step_steps, rounds=step_rounds,
                      warmup=1 if device == "cpu" else 3)
@@ -500,7 +510,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                         help="footage length")
     parser.add_argument("--fps", type=int, default=FOOTAGE["fps"], help="footage frame rate")
     parser.add_argument("--videos-per-codec", type=int, default=FOOTAGE["videos"])
-    parser.add_argument("--rounds", type=int, default=3, help="best of this many rounds")
+    parser.add_argument("--rounds", type=int, default=5, help="best of this many rounds")
     parser.add_argument("--loader-samples", type=int, default=40,
                         help="pretext samples per loader round")
     parser.add_argument("--step-batch", type=int, default=None,
