@@ -21,18 +21,21 @@ The footage: synthetic scenes of the ``handheld`` variant (:mod:`playspeed.data.
 the camera sways, zooms and shakes, a background layer flows, sensor noise; the whole frame
 moves, as in real footage), written with the project's own writer in each codec of the usual
 datasets: H.264 (libx264 .mp4: Kinetics as YouTube serves it), MPEG-4 Part 2 (.avi: UCF-101,
-HMDB-51) and VP9 (.webm: Something-Something v2), by default at Kinetics' size and length
-(340x256, 10 s at 30 fps). Each video's frames are rendered once and encoded in all three
-codecs. ``--videos DIR`` measures the videos under DIR (any folder ``prepare --dataset
-folder`` reads) instead.
+HMDB-51) and VP9 (.webm: Something-Something v2), by default at the size and length of
+Kinetics as it is usually shared (340x256, 10 s at 30 fps); ``--size W H``, repeated,
+measures several sizes (1280 720: YouTube's 720p, as a downloader fetches it). Each video's
+frames are rendered once and encoded in all three codecs. ``--videos DIR`` measures the
+videos under DIR (any folder ``prepare --dataset folder`` reads) instead.
 
 The plan (:func:`plan`) turns the figures and the stated projections (:data:`KINETICS_400`,
-:data:`GPUS`, :data:`SCALING`) into hours to prepare Kinetics-400 on M cores, the store's
-size, loader workers per GPU and the wall time of the config's epochs on 1, 8 and 32 GPUs.
+:data:`GPUS`, :data:`SCALING`) into hours to prepare Kinetics-400 on M cores (from the
+H.264 footage of each size), the store's size, loader workers per GPU and the wall time of
+the config's epochs on 1, 8 and 32 GPUs.
 The report is Markdown (docs/scaling.md's tables); ``--markdown JSON`` prints it again from
 a ``--json`` file, so that the page regenerates from a measurement.
 
     python benchmarks/scale.py --json scale.json      # a few minutes on 2 cores
+    python benchmarks/scale.py --size 340 256 --size 1280 720 --json scale.json
     python benchmarks/scale.py --markdown scale.json  # the tables of docs/scaling.md
     python benchmarks/scale.py --videos DIR           # real footage (class folders)
     python benchmarks/scale.py optim.batch_size=32    # overrides of the config
@@ -94,7 +97,8 @@ def _benchmark_script(name: str):
 bare_step = _benchmark_script("train_loop").bare_step
 
 CONFIG = "pretrain/kinetics400_r3d_18"
-FOOTAGE = {"size": (340, 256), "seconds": 10.0, "fps": 30, "videos": 2, "variant": "handheld"}
+FOOTAGE = {"sizes": [(340, 256)], "seconds": 10.0, "fps": 30, "videos": 2,
+           "variant": "handheld"}
 
 
 @dataclass(frozen=True)
@@ -275,9 +279,11 @@ def step_rate(config: Config, *, steps: int, rounds: int, warmup: int) -> dict[s
 # --- the plan --------------------------------------------------------------------------
 
 
-def plan_codec(by_codec: dict[str, Any]) -> str:
-    """The key of :data:`PLAN_CODEC`'s entry in ``by_codec``, or of the given videos'."""
-    return PLAN_CODEC if PLAN_CODEC in by_codec else next(iter(by_codec))
+def plan_sources(result: dict[str, Any]) -> list[str]:
+    """The measured sources the plan prepares: those in :data:`PLAN_CODEC`, at each footage
+    size (or the given videos)."""
+    found = [key for key, source in result["sources"].items() if source["codec"] == PLAN_CODEC]
+    return found or list(result["sources"])
 
 
 def plan(result: dict[str, Any], *, dataset: dict[str, float] = KINETICS_400,
@@ -285,15 +291,14 @@ def plan(result: dict[str, Any], *, dataset: dict[str, float] = KINETICS_400,
          ) -> dict[str, Any]:
     """Kinetics-400 pretraining from the measured ``result`` and the projections.
 
-    Preparation: the dataset's frames over the measured per-core prepare rate of
-    :data:`PLAN_CODEC` (or the given videos), on M cores; the store: its frames at the
-    measured bytes per frame. Training: one sample (``num_clips`` clips) per video per epoch,
-    the config's epochs; a GPU's clips/s is the measured step on CUDA where there was one,
-    else each of :data:`GPUS` projected through the counted FLOPs per clip; loader workers
-    per GPU: that rate over one worker's measured clips/s (JPEG store), rounded up.
+    Preparation, per source of :func:`plan_sources` and store: the dataset's frames over the
+    measured per-core prepare rate, on M cores; the store's size: its frames at the measured
+    bytes per frame. Training: one sample (``num_clips`` clips) per video per epoch, the
+    config's epochs; a GPU's clips/s is the measured step on CUDA where there was one, else
+    each of :data:`GPUS` projected through the counted FLOPs per clip; loader workers per
+    GPU: that rate over one worker's measured clips/s (JPEG store), rounded up.
     """
     frames = dataset["videos"] * dataset["seconds"] * dataset["fps"]
-    prepared = result["prepare"][plan_codec(result["prepare"])]
     config = result["config"]
     clips = config["epochs"] * dataset["videos"] * config["num_clips"]
     gpus = []
@@ -309,14 +314,13 @@ def plan(result: dict[str, Any], *, dataset: dict[str, float] = KINETICS_400,
         gpu["loader_workers"] = math.ceil(gpu["clips_per_s"] / worker)
         gpu["hours"] = {count: clips / (gpu["clips_per_s"] * count * SCALING[count]) / 3600
                         for count in gpu_counts}
-    return {
-        "dataset": dict(dataset), "frames": frames, "training_clips": clips,
-        "prepare_hours": {store: {m: frames / (rates["frames_per_s"] * m) / 3600 for m in cores}
-                          for store, rates in prepared.items()},
-        "store_bytes": {store: frames * rates["bytes_per_frame"]
-                        for store, rates in prepared.items()},
-        "gpus": gpus,
-    }
+    prepare = {source: {store: {"bytes": frames * rates["bytes_per_frame"],
+                                "hours": {m: frames / (rates["frames_per_s"] * m) / 3600
+                                          for m in cores}}
+                        for store, rates in result["prepare"][source].items()}
+               for source in plan_sources(result)}
+    return {"dataset": dict(dataset), "frames": frames, "training_clips": clips,
+            "prepare": prepare, "gpus": gpus}
 
 
 # --- the report ------------------------------------------------------------------------
@@ -343,28 +347,31 @@ def _hours(hours: float) -> str:
 def report(result: dict[str, Any]) -> str:
     """The measured figures and the plan, as docs/scaling.md's Markdown tables."""
     meta, footage, config = result["meta"], result["footage"], result["config"]
+    sources = result["sources"]
     stamp = (f"{meta['date']}, commit {meta['commit']}, {meta['machine']}, load average "
              f"{meta['load_average'][0]:.1f} at the start, {meta['load_average_end'][0]:.1f} "
              f"at the end (1-minute)")
     if footage["source"] == "synthetic":
-        what = (f"{footage['videos']} synthetic {footage['variant']} videos per codec, "
-                f"{footage['size'][0]}x{footage['size'][1]}, {footage['seconds']:g} s at "
-                f"{footage['fps']} fps")
+        sizes = " and ".join(f"{width}x{height}" for width, height in footage["sizes"])
+        what = (f"{footage['videos']} synthetic {footage['variant']} videos per codec and "
+                f"size, {sizes}, {footage['seconds']:g} s at {footage['fps']} fps")
     else:
         what = f"the {footage['videos']} videos under {footage['source']}"
     lines = [f"Measured with `{meta['command']}` ({stamp}); footage: {what}.", "",
              "| figure | setting | rate | per |", "| --- | --- | ---: | --- |"]
-    for name, rates in result["decode"].items():
-        lines.append(f"| decode | {result['labels'][name]} | "
+    for key, rates in result["decode"].items():
+        lines.append(f"| decode | {sources[key]['label']} | "
                      f"{_figure(rates['frames_per_s'])} frames/s "
                      f"({_figure(rates['videos_per_s'])} videos/s) | core |")
-    for name, stores in result["prepare"].items():
+    for key, stores in result["prepare"].items():
         for store, rates in stores.items():
-            lines.append(f"| prepare | {result['labels'][name]} -> {store} | "
+            lines.append(f"| prepare | {sources[key]['label']} -> {store} | "
                          f"{_figure(rates['frames_per_s'])} frames/s "
                          f"({_figure(rates['videos_per_s'])} videos/s) | core |")
-    for store, rates in result["prepare"][plan_codec(result["prepare"])].items():
-        lines.append(f"| store size | {store} | {_size(rates['bytes_per_frame'])} | frame |")
+    for key in plan_sources(result):
+        for store, rates in result["prepare"][key].items():
+            lines.append(f"| store size | {sources[key]['label']} -> {store} | "
+                         f"{_size(rates['bytes_per_frame'])} | frame |")
     for store, rates in result["loader"].items():
         lines.append(f"| loader | {config['name']} samples ({config['num_clips']} clips of "
                      f"{config['clip']}) from the {store} store | "
@@ -384,14 +391,15 @@ def report(result: dict[str, Any]) -> str:
               f"{data['seconds']:g} s at {data['fps']:g} fps ({_figure(planned['frames'] / 1e6)}M "
               f"frames); {config['epochs']} epochs of one {config['num_clips']}-clip sample per "
               f"video ({_figure(planned['training_clips'] / 1e6)}M clips).", "",
-              "| store | size | " + " | ".join(f"prepare on {m} cores"
-                                               for m in PREPARE_CORES) + " |",
+              "| source -> store | store size | "
+              + " | ".join(f"prepare on {m} cores" for m in PREPARE_CORES) + " |",
               "| --- | ---: | " + " | ".join("---:" for _ in PREPARE_CORES) + " |"]
-    for store, size in planned["store_bytes"].items():
-        hours = planned["prepare_hours"][store]
-        lines.append(f"| {store} | {_size(size)} | "
-                     + " | ".join(_hours(hours[m]) for m in PREPARE_CORES) + " |")
-    lines += ["", "| GPU | clips/s per GPU | loader workers per GPU | "
+    for key, stores in planned["prepare"].items():
+        for store, figures in stores.items():
+            lines.append(f"| {sources[key]['label']} -> {store} | {_size(figures['bytes'])} | "
+                         + " | ".join(_hours(figures["hours"][m]) for m in PREPARE_CORES)
+                         + " |")
+    lines += ["", "| GPU | clips/s per GPU | loader workers per GPU (at least) | "
               + " | ".join(f"{n} GPU{'s' if n > 1 else ''}" for n in GPU_COUNTS)
               + " | basis |",
               "| --- | ---: | ---: | " + " | ".join("---:" for _ in GPU_COUNTS) + " | --- |"]
@@ -435,16 +443,24 @@ def measure(config: Config, work: Path, *, videos: Path | None, footage: dict[st
     """Every figure of the study, as a JSON-ready dict (the input of :func:`report`)."""
     load, commit = os.getloadavg(), _commit()  # as the run starts
     if videos is None:
-        folders = write_footage(work / "footage", size=tuple(footage["size"]),
-                                seconds=footage["seconds"], fps=footage["fps"],
-                                videos=footage["videos"], variant=footage["variant"])
-        labels = {name: codec.label for name, codec in CODECS.items()}
+        folders, sources = {}, {}
+        for width, height in footage["sizes"]:
+            written = write_footage(work / "footage" / f"{width}x{height}",
+                                    size=(width, height), seconds=footage["seconds"],
+                                    fps=footage["fps"], videos=footage["videos"],
+                                    variant=footage["variant"])
+            for codec, folder in written.items():
+                key = f"{codec} {width}x{height}"
+                folders[key] = folder
+                sources[key] = {"label": f"{CODECS[codec].label}, {width}x{height}",
+                                "codec": codec, "size": [width, height]}
         footage = {"source": "synthetic", **footage}
     else:
-        folders, labels = {"given": videos}, {"given": str(videos)}
+        folders = {"given": videos}
+        sources = {"given": {"label": str(videos), "codec": None, "size": None}}
         footage = {"source": str(videos), "videos": len(VideoFolder(videos))}
     records = {name: list(VideoFolder(folder)) for name, folder in folders.items()}
-    stores = {name: work / "stores" / name for name in records}
+    stores = {name: work / "stores" / name.replace(" ", "_") for name in records}
     pieces = {}  # (codec, "decode" or store) -> one timing; the round draws nothing here
     for name, found in records.items():
         pieces[name, "decode"] = lambda _, found=found: decode_seconds(found)
@@ -464,8 +480,8 @@ def measure(config: Config, work: Path, *, videos: Path | None, footage: dict[st
             prepare[name][store] = {"frames_per_s": frames / seconds,
                                     "videos_per_s": len(found) / seconds,
                                     "bytes_per_frame": bytes_per_frame}
-    # The loader and the step read the stores of the plan's codec.
-    name = plan_codec(records)
+    # The loader and the step read the stores of the plan's first source.
+    name = plan_sources({"sources": sources})[0]
     datasets = {store: pretext_dataset(config, records[name], FrameStore(stores[name] / store))
                 for store in (DEFAULT_STORE, RAW_STORE)}
     if not len(datasets[DEFAULT_STORE]):
@@ -490,7 +506,7 @@ def measure(config: Config, work: Path, *, videos: Path | None, footage: dict[st
                  "command": command, "machine": f"{_cpu_name()}, {os.cpu_count()} CPUs",
                  "torch": torch.__version__, "load_average": list(load),
                  "load_average_end": list(os.getloadavg())},
-        "footage": footage, "labels": labels,
+        "footage": footage, "sources": sources,
         "config": {"name": config_name, "backbone": config.model.backbone,
                    "clip": config.clip.shape, "num_clips": config.pretext.num_clips,
                    "epochs": config.trainer.max_epochs, "batch_size": config.optim.batch_size},
@@ -504,8 +520,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--config", default=CONFIG, help="the pretraining config to plan")
     parser.add_argument("--videos", type=Path, default=None,
                         help="measure these videos (class folders) instead of writing footage")
-    parser.add_argument("--size", type=int, nargs=2, default=FOOTAGE["size"],
-                        metavar=("W", "H"), help="footage frame size")
+    parser.add_argument("--size", type=int, nargs=2, action="append", default=None,
+                        metavar=("W", "H"),
+                        help="footage frame size; repeat it to measure several (default: "
+                             + " and ".join(f"{w}x{h}" for w, h in FOOTAGE["sizes"]) + ")")
     parser.add_argument("--seconds", type=float, default=FOOTAGE["seconds"],
                         help="footage length")
     parser.add_argument("--fps", type=int, default=FOOTAGE["fps"], help="footage frame rate")
@@ -535,7 +553,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     on_gpu = training_device_type(config) == "cuda"
     command = " ".join(["python benchmarks/scale.py", *(argv if argv is not None
                                                         else sys.argv[1:])])
-    footage = {"size": list(args.size), "seconds": args.seconds, "fps": args.fps,
+    footage = {"sizes": [list(size) for size in args.size or FOOTAGE["sizes"]],
+               "seconds": args.seconds, "fps": args.fps,
                "videos": args.videos_per_codec, "variant": FOOTAGE["variant"]}
     with tempfile.TemporaryDirectory() as tmp:
         result = measure(config, Path(tmp), videos=args.videos, footage=footage,
