@@ -1,6 +1,7 @@
 """The scripts of benchmarks/ are not a package: tests import them by path."""
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,8 @@ def load_benchmark():
     def load(name: str):
         spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
         module = importlib.util.module_from_spec(spec)
+        # Registered as the import system does: dataclasses look their module up there.
+        sys.modules[name] = module
         spec.loader.exec_module(module)
         return module
 
