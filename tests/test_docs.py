@@ -193,7 +193,7 @@ def site(tmp_path_factory):
 
 @pytest.mark.slow
 def test_site_builds_strictly(site):
-    for page in ("", "method", "data", "training", "runs", "export", "cli", "api",
+    for page in ("", "method", "data", "training", "scaling", "runs", "export", "cli", "api",
                  "studies", "studies/transfer-recipe", "studies/pretext-comparison",
                  "studies/throughput"):
         assert (site / page / "index.html").is_file(), page

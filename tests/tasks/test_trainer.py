@@ -11,6 +11,7 @@ from torch import nn
 
 import playspeed.models.performance as performance
 import playspeed.tasks.trainer as trainer_module
+from playspeed.errors import PlayspeedError
 from playspeed.tasks.trainer import checkpoint_dir, make_trainer, validation_summary
 
 
@@ -134,3 +135,14 @@ def test_bf16_without_native_support_warns_and_auto_picks_fp32(tiny_config, tmp_
     auto = make_trainer(tiny_config("pretrain", "trainer.precision=auto"), tmp_path,
                         monitor="val/acc")
     assert auto.precision == "32-true"
+
+
+def test_synchronised_batchnorm_on_cpus_is_one_error_line(tiny_config, tmp_path):
+    """torch's SyncBatchNorm runs on CUDA only: on CPUs it would fail at the first step with a
+    traceback; TGN synchronises on any backend."""
+    config = tiny_config("pretrain", "model.norm=bn", "trainer.sync_norm=true",
+                         "trainer.accelerator=cpu")
+    with pytest.raises(PlayspeedError, match="sync_norm=true with model.norm=bn needs GPUs"):
+        make_trainer(config, tmp_path, monitor="val/pretext_acc")
+    make_trainer(tiny_config("pretrain", "model.norm=tgn", "trainer.sync_norm=true",
+                             "trainer.accelerator=cpu"), tmp_path, monitor="val/pretext_acc")

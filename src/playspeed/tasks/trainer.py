@@ -55,6 +55,10 @@ def make_trainer(config: Config, out: Path, *, monitor: str,
     trainer_config = config.trainer
     precision = training_precision(config)
     device_type = training_device_type(config)
+    if trainer_config.sync_norm and config.model.norm == "bn" and device_type == "cpu":
+        raise PlayspeedError("trainer.sync_norm=true with model.norm=bn needs GPUs (torch's "
+                             "SyncBatchNorm runs on CUDA only); on CPUs synchronise TGN "
+                             "(model.norm=tgn) or set trainer.sync_norm=false")
     if precision.startswith("bf16") and not has_fast_bf16(device_type):
         warnings.warn(f"trainer.precision={precision}: this {device_type.upper()} has no native "
                       "bf16, which makes training many times slower than 32-true; "
