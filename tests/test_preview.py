@@ -26,6 +26,8 @@ def test_draw_has_a_row_per_clip(coded_videos, tmp_path):
     w3, h3 = png_size(draw_pretext_sample(three, out=tmp_path / "a" / "three.png"))
     w5, h5 = png_size(draw_pretext_sample(five, out=tmp_path / "five.png"))
     assert w3 == w5 and h5 > h3
+    # Written whole or not at all: no temporary file is left beside the picture.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "five.png"]
 
 
 SMALL = ["clip.len=8", "clip.size=32", "clip.resize=[40,53]", "pretext.speeds=[1,2,4]"]

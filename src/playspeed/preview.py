@@ -8,6 +8,7 @@ energy per clip for ``frame_diff_unit``) that the backbone's first stage receive
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from playspeed.config import INPUT_MODES, Config, override_config
 from playspeed.data import RawVideos, VideoRecord
 from playspeed.data.sampling import min_objective_frames, permutations
 from playspeed.errors import PlayspeedError
+from playspeed.io import atomic_write_bytes
 from playspeed.models.backbone import frame_differences, unit_energy
 from playspeed.tasks.data import pretext_dataset
 
@@ -97,8 +99,10 @@ def draw_pretext_sample(
     fig.suptitle(title or "pretext sample: one row per clip, labelled with its signed speed",
                  fontsize=10)
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=100)
+    # Rendered in memory first so that an interrupted run never leaves half a picture.
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format=out.suffix.lstrip(".").lower() or "png", dpi=100)
+    atomic_write_bytes(out, buffer.getvalue())
     return out
 
 

@@ -1,13 +1,15 @@
 """Testing metrics: computed right from known outputs, files written, no video dropped."""
 
+import csv
 import json
 
+import numpy as np
 import pytest
 import torch
 
 from playspeed.errors import PlayspeedError
 from playspeed.tasks.data import load_records
-from playspeed.tasks.evaluation import evaluate
+from playspeed.tasks.evaluation import evaluate, write_per_class_table
 from playspeed.tasks.finetune import ActionRecognition, finetune
 from playspeed.tasks.pretext import pretrain
 from playspeed.tasks.registry import load_task
@@ -40,6 +42,20 @@ def test_evaluate_with_a_model_of_known_outputs(finetuned, tmp_path, monkeypatch
     lines = (tmp_path / "per_class.csv").read_text().splitlines()
     assert lines[0] == "class,videos,video_top1" and len(lines) == 4
     assert (tmp_path / "plots" / "confusion.png").stat().st_size > 1000
+
+
+def test_per_class_table_quotes_class_names_with_commas(tmp_path):
+    # Something-Something's classes read like "Pushing something so that it falls, ...".
+    names = ['Pushing something, so it falls', 'Saying "hi"', "plain"]
+    matrix = np.array([[2, 1, 0], [0, 0, 0], [0, 1, 3]])
+    write_per_class_table(tmp_path / "per_class.csv", names, matrix)
+    with open(tmp_path / "per_class.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["class"] for row in rows] == names
+    assert [row["videos"] for row in rows] == ["3", "0", "4"]
+    # A class without test videos has no accuracy (nan), not 0.
+    assert [float(row["video_top1"]) for row in rows] == pytest.approx(
+        [66.67, float("nan"), 75.0], nan_ok=True)
 
 
 def test_evaluate_rejects_a_pretrain_checkpoint(tiny_config, tmp_path):

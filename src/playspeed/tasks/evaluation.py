@@ -8,10 +8,13 @@ Every video of the test split counts: loaders keep the last partial batch.
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from playspeed.chance import constant_guess_accuracy
@@ -74,10 +77,19 @@ def evaluate(ckpt: Path, *, out: Path, num_clips: int | None = None,
     }
     out = Path(out)
     write_json(out / "metrics.json", metrics)
-    accuracy = per_class_accuracy(matrix)
-    lines = ["class,videos,video_top1"] + [
-        f"{name},{int(matrix[i].sum())},{accuracy[i]:.2f}" for i, name in enumerate(task.classes)]
-    atomic_write_text(out / "per_class.csv", "\n".join(lines) + "\n")
+    write_per_class_table(out / "per_class.csv", task.classes, matrix)
     plot_confusion(matrix, task.classes, out / "plots" / "confusion.png",
                    title=f"video top-1 {metrics['video_top1']:.1f}%")
     return metrics
+
+
+def write_per_class_table(path: Path, classes: Sequence[str], matrix: np.ndarray) -> None:
+    """``class,videos,video_top1``: one row per class of a ``K x K`` confusion matrix (rows:
+    true class). Names are quoted where they need it: Something-Something's hold commas."""
+    accuracy = per_class_accuracy(matrix)
+    table = io.StringIO()
+    writer = csv.writer(table, lineterminator="\n")
+    writer.writerow(["class", "videos", "video_top1"])
+    writer.writerows([name, int(matrix[i].sum()), f"{accuracy[i]:.2f}"]
+                     for i, name in enumerate(classes))
+    atomic_write_text(path, table.getvalue())
