@@ -89,6 +89,17 @@ def _check_subset(subset: str) -> None:
         raise PlayspeedError(f"subset must be one of {', '.join(SUBSETS)}, got {subset!r}")
 
 
+def _annotated_roots(videos: str | os.PathLike, splits: str | os.PathLike, subset: str
+                     ) -> tuple[Path, Path]:
+    """The videos folder and the annotation folder of a dataset read from annotation files,
+    checked: the subset is known and the videos folder exists."""
+    _check_subset(subset)
+    videos, splits = Path(videos), Path(splits)
+    if not videos.is_dir():
+        raise PlayspeedError(f"{videos}: videos folder not found")
+    return videos, splits
+
+
 def _lines(path: Path) -> Iterator[tuple[int, list[str]]]:
     """(line number, whitespace-separated fields) of every non-blank line (CRLF or LF)."""
     if not path.is_file():
@@ -355,10 +366,7 @@ class Kinetics(VideoDataset):
 
     def __init__(self, videos: str | os.PathLike, splits: str | os.PathLike, *,
                  subset: str = "train") -> None:
-        _check_subset(subset)
-        videos, splits = Path(videos), Path(splits)
-        if not videos.is_dir():
-            raise PlayspeedError(f"{videos}: videos folder not found")
+        videos, splits = _annotated_roots(videos, splits, subset)
         train_csv = _annotation_file(splits, ("train.csv",), "Kinetics annotation CSVs")
         classes = sorted({row["label"] for _, row in self._rows(train_csv)})
         lookup = {name: label for label, name in enumerate(classes)}
@@ -459,10 +467,7 @@ class SSv2(VideoDataset):
 
     def __init__(self, videos: str | os.PathLike, splits: str | os.PathLike, *,
                  subset: str = "train") -> None:
-        _check_subset(subset)
-        videos, splits = Path(videos), Path(splits)
-        if not videos.is_dir():
-            raise PlayspeedError(f"{videos}: videos folder not found")
+        videos, splits = _annotated_roots(videos, splits, subset)
         labels_file = _annotation_file(splits, self._FILES["labels"], "SSv2 label JSON")
         classes = self._read_classes(labels_file)
         lookup = {name: label for label, name in enumerate(classes)}
