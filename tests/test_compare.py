@@ -23,6 +23,13 @@ TINY = Scale(classes=3, videos_per_class=4, frames=40, video_size=(64, 48),
              workers=1)
 
 
+def test_row_labels_name_objective_and_norm():
+    assert compare.row_label(compare.row_name("speed_contrast", "tgn")) == "speed_contrast (TGN)"
+    assert compare.row_label(compare.row_name("speed_contrast", "bn")) == "speed_contrast (BN)"
+    assert compare.row_label(compare.row_name("classify", "bn")) == "classify (BN)"
+    assert compare.row_label("scratch") == compare.FIXED_ROWS["scratch"]
+
+
 def test_budget_is_equal_in_clips_seen():
     reference = load_config("pretrain/synthetic_cpu", ["trainer.max_epochs=20",
                                                        "optim.batch_size=8"])

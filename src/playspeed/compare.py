@@ -62,11 +62,14 @@ def row_name(objective: str, norm: str) -> str:
 
 
 def row_label(name: str) -> str:
-    """``classify_bn`` -> ``classify (BN)``; ``scratch`` -> ``scratch (random init)``."""
+    """``classify_bn`` -> ``classify (BN)``; ``speed_contrast`` -> ``speed_contrast (TGN)``;
+    ``scratch`` -> ``scratch (random init)``."""
     if name in FIXED_ROWS:
         return FIXED_ROWS[name]
-    objective, _, norm = name.partition("_")
-    return f"{objective} ({(norm or 'tgn').upper()})"
+    if name in OBJECTIVES:  # an objective's name may hold "_" itself
+        return f"{name} (TGN)"
+    objective, _, norm = name.rpartition("_")
+    return f"{objective} ({norm.upper()})"
 
 
 def budget_overrides(config: Config, reference: Config, *, train_videos: int,
