@@ -32,12 +32,14 @@ from playspeed.stages import (
 )
 
 # Quick: the synthetic_cpu configs (16-frame pretraining, 8-frame fine-tuning at stride 2)
-# with 36 of their 120 pretraining epochs, one pretraining (TGN) and two fine-tunings, so that
-# it fits 10 minutes on 2 CPU cores without native bf16 even when the machine is shared (45
-# epochs took 10:56 on a busy development machine, 36 took 8:42-9:13); BN against TGN is in
-# the full mode and in `playspeed compare`. Its 45x60 frames are stored raw (8 kB a frame).
+# with 36 of their 120 pretraining epochs, the paper's objective and playback speed plus
+# instance contrast side by side (TGN), and three fine-tunings: 6:04 on a quiet 2-core AMD
+# EPYC with native bf16 (each pretraining 113 s and 150 s of it); a CPU without native bf16
+# trains in fp32 and takes longer. BN against TGN is in the full mode and in
+# `playspeed compare`. Its 45x60 frames are stored raw (8 kB a frame).
 QUICK = Scale(classes=None, videos_per_class=20, frames=128, video_size=(160, 120),
-              pretrain=["trainer.max_epochs=36"], pretrain_runs=("tgn",), store_format="raw")
+              pretrain=["trainer.max_epochs=36"], pretrain_runs=("tgn", "tgn_contrast"),
+              store_format="raw")
 # Full: the field's backbone and clip size (a GPU's job); fine-tuning on 16-frame clips.
 _FULL_MODEL = ["model.backbone=r3d_18", "model.width=1.0", "clip.size=112",
                "clip.resize=[128,171]", "data.workers=8", "trainer.accelerator=auto",
@@ -47,17 +49,19 @@ FULL = Scale(
     pretrain=[*_FULL_MODEL, "trainer.max_epochs=60"],
     finetune=[*_FULL_MODEL, "clip.len=16", "clip.stride=1", "model.dropout=0.5",
               "trainer.max_epochs=40"],
-    pretrain_runs=("bn", "tgn", "tgn_sort"), workers=8,
+    pretrain_runs=("bn", "tgn", "tgn_sort", "tgn_contrast"), workers=8,
 )
 
 PRETRAIN_VARIANTS = {
     "bn": ["model.norm=bn"],
     "tgn": ["model.norm=tgn"],
     "tgn_sort": ["model.norm=tgn", "pretext.objective=sort"],
+    "tgn_contrast": ["model.norm=tgn", "pretext.objective=speed_contrast"],
 }
 ROW_NAMES = {"chance": "chance (learns nothing)", "scratch": "scratch (random init)",
              "bn": "playback speed, BN",
-             "tgn": "playback speed, TGN", "tgn_sort": "clip sorting by speed, TGN"}
+             "tgn": "playback speed, TGN", "tgn_sort": "clip sorting by speed, TGN",
+             "tgn_contrast": "playback speed + instance contrast, TGN"}
 
 
 DEMO_COLUMNS = {
