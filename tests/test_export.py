@@ -399,7 +399,9 @@ def test_export_command(checkpoint, tmp_path, capsys):
         assert torch.equal(load_backbone(out)(clips), load_backbone(ckpt)(clips))
 
 
-@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("fmt", [  # torchvision's full-size R3D-18 takes seconds to build
+    pytest.param(fmt, marks=pytest.mark.slow) if fmt == "torchvision" else fmt
+    for fmt in FORMATS])
 def test_every_format_is_written_whole(fmt, checkpoint, tmp_path, renamed_into_place):
     # torchvision's layout is R3D-18 with BN at full width on RGB only
     model = (("r3d_18", "bn", "model.width=1.0", "model.input_mode=rgb")
