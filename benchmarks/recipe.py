@@ -43,7 +43,7 @@ from playspeed.console import quiet_dependencies
 from playspeed.io import atomic_write_text, write_json
 from playspeed.stages import (
     Scale,
-    equal_compute_overrides,
+    equal_compute_config,
     finetune_and_test,
     frozen_readings,
     prepare_synthetic,
@@ -126,12 +126,10 @@ def run_chain(out: Path, *, variant: str, seed: int, scale: Scale,
             **_video(runs), **_frozen(out, objective, load_task(init).backbone,
                                       finetune_config, log)}
     # As many clip passes as the first objective's pretraining and fine-tuning together.
-    reference = arms[objectives[0]] if objectives else None
-    if reference is not None and long_seeds:
-        budget = reference["pretext_clips"] + reference["finetune_clips"]
-        long_config = override_config(finetune_config, equal_compute_overrides(
-            clips=budget, batch_size=finetune_config.optim.batch_size,
-            train_videos=scratch[0]["train_videos"]))
+    if objectives and long_seeds:
+        long_config = equal_compute_config(
+            finetune_config, pretext_clips=arms[objectives[0]]["pretext_clips"],
+            scratch=scratch[0])
         arms[LONG] = _video(_finetune_arm(out, LONG, long_config, init=None, seeds=long_seeds,
                                           own_seed=seed, log=log))
     arms[UNTRAINED] = _frozen(out, UNTRAINED, untrained_backbone(finetune_config, seed),

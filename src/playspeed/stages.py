@@ -233,16 +233,25 @@ def downstream_row(out: Path, name: str, label: str, *, init: Path | None, norm:
     return downstream_readings({"test": tested, "retrieval": retrieval, "probe": probe})
 
 
+def equal_compute_config(finetune_config: Config, *, pretext_clips: int, scratch: dict
+                         ) -> Config:
+    """``finetune_config`` for a scratch run with the compute of a pretraining of
+    ``pretext_clips`` and its fine-tuning together (:func:`equal_compute_overrides`);
+    ``scratch``: the ``metrics.json`` of the scratch fine-tuning of that config (its clips seen
+    and training videos)."""
+    return override_config(finetune_config, equal_compute_overrides(
+        clips=pretext_clips + scratch["clips_seen"], batch_size=finetune_config.optim.batch_size,
+        train_videos=scratch["train_videos"]))
+
+
 def scratch_equal_compute(out: Path, finetune_config: Config, *, pretext_clips: int, log: Log
                           ) -> dict[str, float]:
     """Fine-tune from scratch for as many clip passes as a pretraining of ``pretext_clips``
-    and the scratch run in ``out/finetune_scratch`` together (:func:`equal_compute_overrides`),
+    and the scratch run in ``out/finetune_scratch`` together (:func:`equal_compute_config`),
     into ``out/finetune_scratch_equal_compute``, and test it (cached stages); returns its
     video and clip top-1 with the clips it saw."""
     scratch = json.loads((out / "finetune_scratch" / "metrics.json").read_text())
-    config = override_config(finetune_config, equal_compute_overrides(
-        clips=pretext_clips + scratch["clips_seen"], batch_size=finetune_config.optim.batch_size,
-        train_videos=scratch["train_videos"]))
+    config = equal_compute_config(finetune_config, pretext_clips=pretext_clips, scratch=scratch)
     tuned, tested = finetune_and_test(out / "finetune_scratch_equal_compute",
                                       "scratch, equal compute", config, init=None, log=log)
     return {"video_top1": tested["video_top1"], "clip_top1": tested["clip_top1"],
