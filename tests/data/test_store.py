@@ -76,6 +76,10 @@ def test_read_frames_checks_indices_and_file(tmp_path):
         read_frames(path, [4])
     with pytest.raises(IndexError):
         read_frames(path, [-1])
+    cut = tmp_path / "cut.frames"
+    cut.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(PlayspeedError, match="cut.frames: damaged raw frames file"):
+        read_frames(cut, [0])
     junk = tmp_path / "junk.frames"
     junk.write_bytes(bytes(64))
     with pytest.raises(PlayspeedError, match="not a playspeed frames file"):

@@ -75,7 +75,7 @@ def read_clips(source: Any, record: Any, frame_indices: np.ndarray) -> torch.Ten
     if frames.shape[0] != len(unique):
         raise PlayspeedError(f"{getattr(record, 'path', record)}: asked for {len(unique)} "
                              f"frames, got {frames.shape[0]}")
-    gathered = frames[torch.from_numpy(inverse.reshape(-1))]
+    gathered = frames.index_select(0, torch.from_numpy(inverse.reshape(-1)))
     return gathered.reshape(*frame_indices.shape, *frames.shape[1:])
 
 

@@ -20,8 +20,8 @@ a store is readable at any moment, also while shards on several machines fill it
 A ``.frames`` file is a 32-byte header (magic, format, T, H, W, offset of the table),
 the frames one after the other (JPEG images, or raw ``H x W x 3`` uint8), then ``T + 1``
 little-endian uint64 byte offsets: frame ``i`` is ``bytes[offsets[i]:offsets[i + 1]]``.
-Reading ``k`` frames is two small reads for the table plus ``k`` reads, never a decode of
-the frames in between.
+Reading ``k`` JPEG frames is two small reads for the table plus ``k`` reads, never a decode
+of the frames in between; a raw file is mapped and its ``k`` frames gathered in one copy.
 
 Format, by measurement (``benchmarks/loader.py``: 171x128 frames of 320x240 synthetic
 videos, 16-frame clips at speeds 1-8, one core): raw frames take 66 kB each and serve
@@ -34,6 +34,7 @@ default; ``raw`` is there for the fastest reads where disk is plentiful.
 from __future__ import annotations
 
 import json
+import mmap
 import os
 import socket
 import struct
@@ -143,19 +144,36 @@ def read_frames(path: str | os.PathLike, frame_indices: Sequence[int]) -> np.nda
         if wanted.min() < 0 or wanted.max() >= count:
             raise IndexError(f"{path}: frame indices must lie in [0, {count}), got "
                              f"{int(wanted.min())}..{int(wanted.max())}")
+        if FORMATS[code] == "raw":
+            return _gather_raw(fd, path, wanted, count=count, height=height, width=width,
+                               table=table)
         offsets = np.frombuffer(os.pread(fd, 8 * (count + 1), table), dtype="<u8")
         unique, inverse = np.unique(wanted, return_inverse=True)
         out = np.empty((len(unique), height, width, 3), dtype=np.uint8)
         for row, i in enumerate(unique.tolist()):
             start, end = int(offsets[i]), int(offsets[i + 1])
-            data = os.pread(fd, end - start, start)
-            if FORMATS[code] == "jpeg":
-                simplejpeg.decode_jpeg(data, colorspace="RGB", buffer=out[row])
-            else:
-                out[row] = np.frombuffer(data, dtype=np.uint8).reshape(height, width, 3)
+            simplejpeg.decode_jpeg(os.pread(fd, end - start, start), colorspace="RGB",
+                                   buffer=out[row])
     finally:
         os.close(fd)
     return out if np.array_equal(unique, wanted) else out[inverse]
+
+
+def _gather_raw(fd: int, path: str | os.PathLike, wanted: np.ndarray, *, count: int,
+                height: int, width: int, table: int) -> np.ndarray:
+    """Frames ``wanted`` of a raw ``.frames`` file open as ``fd``, ``uint8 len(wanted) x H x
+    W x 3``. Raw frames have one size, so the file is mapped and the frames gathered in one
+    copy (a read per frame cost more than the copying at small frame sizes)."""
+    frame_bytes = height * width * 3
+    if table != _HEADER.size + count * frame_bytes or os.fstat(fd).st_size < table:
+        raise PlayspeedError(f"{path}: damaged raw frames file (its header promises {count} "
+                             f"frames of {height}x{width}; cut short or overwritten?)")
+    with mmap.mmap(fd, table, access=mmap.ACCESS_READ) as mapped:
+        frames = np.frombuffer(mapped, dtype=np.uint8, count=count * frame_bytes,
+                               offset=_HEADER.size).reshape(count, height, width, 3)
+        out = frames.take(wanted, axis=0)
+        del frames  # the map cannot close while an array views it
+    return out
 
 
 def load_index(root: str | os.PathLike) -> tuple[dict, dict[str, dict]]:
