@@ -14,12 +14,13 @@ one batch size, one optimiser, one precision and one memory format, measured in 
   costs (start, datasets, the final report). The difference is split into train steps,
   validation and the rest, per epoch and per validation.
 
-The ratio whole runs / bare step is what the loop keeps of the model's speed. The bare step is
-timed before and after the runs and averaged, as other processes on a shared machine slow
-either. On CUDA, the loop is also run for several loader worker counts, to show how many
-keep the GPU busy.
+The ratio whole runs / bare step is what the loop keeps of the model's speed. A shared
+machine's speed drifts by tens of percent over minutes, so the pair of runs is repeated
+(``--repeats``, 3 by default), each pair timed between two bare-step measurements and set
+against them, and the median ratio is printed with every repeat's. On CUDA, the loop is also
+run for several loader worker counts, to show how many keep the GPU busy.
 
-    python benchmarks/train_loop.py                              # synthetic_cpu, a few minutes
+    python benchmarks/train_loop.py                              # synthetic_cpu, ~6 minutes
     python benchmarks/train_loop.py --config pretrain/ucf101_r3d_18 --data DIR  # on a GPU
     python benchmarks/train_loop.py pretext.objective=speed_contrast data.workers=1  # overrides
 
@@ -167,19 +168,31 @@ def difference(short: dict[str, Any], long: dict[str, Any]) -> dict[str, Any]:
 
 
 def compare(config: Config, out: Path, *, bare_steps: int, bare_rounds: int = 3,
-            epochs: Sequence[int] = (5, 15)) -> dict[str, Any]:
-    """Bare step, the two whole runs, then the bare step again; the bare figure is the
-    median of all its rounds."""
-    before = bare_step(config, steps=bare_steps, rounds=bare_rounds)
-    short, long = (whole_run(override_config(config, [f"trainer.max_epochs={n}"]),
-                             out / f"epochs{n}") for n in epochs)
-    after = bare_step(config, steps=bare_steps, rounds=bare_rounds)
-    bare = statistics.median(before["rates"] + after["rates"])
-    added = difference(short, long)
-    return {"bare": {**before, "clips_per_second": bare, "after": after["rates"]},
-            "short": short, "long": long,
-            "whole": added, "ratio": added["clips_per_second"] / bare,
-            "steps_ratio": added["steps_clips_per_second"] / bare}
+            epochs: Sequence[int] = (5, 15), repeats: int = 1) -> dict[str, Any]:
+    """``repeats`` times: the two whole runs between bare-step measurements (bare, runs,
+    bare, runs, ..., bare), each pair of runs against the median of the bare rounds on
+    either side of it, as the machine's speed drifts over minutes. The result is the
+    repeat with the median ratio, with every repeat's ratio in ``ratios``."""
+    if repeats < 1:
+        raise ValueError(f"repeats must be >= 1, got {repeats}")
+    bare_before = bare_step(config, steps=bare_steps, rounds=bare_rounds)
+    measured = []
+    for repeat in range(repeats):
+        where = out if repeats == 1 else out / f"repeat{repeat}"
+        short, long = (whole_run(override_config(config, [f"trainer.max_epochs={n}"]),
+                                 where / f"epochs{n}") for n in epochs)
+        bare_after = bare_step(config, steps=bare_steps, rounds=bare_rounds)
+        bare = statistics.median(bare_before["rates"] + bare_after["rates"])
+        added = difference(short, long)
+        measured.append({"bare": {**bare_before, "clips_per_second": bare,
+                                  "after": bare_after["rates"]},
+                         "short": short, "long": long, "whole": added,
+                         "ratio": added["clips_per_second"] / bare,
+                         "steps_ratio": added["steps_clips_per_second"] / bare})
+        bare_before = bare_after
+    ratios = [result["ratio"] for result in measured]
+    median = sorted(measured, key=lambda result: result["ratio"])[(repeats - 1) // 2]
+    return {**median, "ratios": ratios}
 
 
 def synthetic_data(root: Path, config: Config, *, classes: int | None, videos_per_class: int,
@@ -204,7 +217,12 @@ def report(result: dict[str, Any]) -> str:
     """The measurement in lines, for the console."""
     added, clock = result["whole"], result["long"]["clock"]
     rates = ", ".join(f"{rate:.0f}" for rate in result["bare"]["rates"])
-    lines = [f"{'':<28}{'clips/s':>9}",
+    ratios = result["ratios"]
+    lines = [f"whole runs / bare step: {result['ratio']:.2f}"
+             + (f" (median of {len(ratios)} repeats: "
+                f"{', '.join(f'{ratio:.2f}' for ratio in ratios)}; the repeat below is the "
+                "median one)" if len(ratios) > 1 else ""),
+             f"{'':<28}{'clips/s':>9}",
              f"{'bare step':<28}{result['bare']['clips_per_second']:>9.1f}   median of rounds "
              f"({rates} before the runs; as many after)",
              f"{'whole runs (difference)':<28}{added['clips_per_second']:>9.1f}   "
@@ -233,9 +251,12 @@ def main(argv: Sequence[str] | None = None) -> None:
                              "configs')")
     parser.add_argument("--epochs", type=int, nargs=2, default=(5, 15), metavar=("A", "B"),
                         help="epochs of the two whole runs")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="pairs of whole runs, each between bare-step measurements; the "
+                             "median ratio is reported")
     parser.add_argument("--bare-steps", type=int, default=10, help="steps of a bare round")
     parser.add_argument("--bare-rounds", type=int, default=5,
-                        help="bare rounds before the runs, and as many after")
+                        help="bare rounds before the first runs and after each pair")
     parser.add_argument("--workers", type=int, nargs="*", default=[0, 2, 4, 8],
                         help="CUDA only: loader worker counts to try")
     parser.add_argument("overrides", nargs="*", metavar="key=value")
@@ -263,7 +284,8 @@ def main(argv: Sequence[str] | None = None) -> None:
               f"{torch.get_num_threads()} threads, {config.data.workers} loader workers, "
               f"{args.store_format} frame store")
         result = compare(config, root / "run", bare_steps=args.bare_steps,
-                         bare_rounds=args.bare_rounds, epochs=args.epochs)
+                         bare_rounds=args.bare_rounds, epochs=args.epochs,
+                         repeats=args.repeats)
         print(report(result))
         if device == "cuda":
             print("\nloader workers -> whole-run clips/s (share of the bare step)")
