@@ -41,6 +41,7 @@ def test_yaml_then_overrides(tmp_path):
     ("pretext.directions=[1,2]", "pretext.directions"),
     ("no_equals_sign", "expected key=value"),
     ("finetune.still_mix=1.0", "finetune.still_mix"),
+    ("clip.camera_motion=1.0", "clip.camera_motion"),
     ("finetune.freeze_stages=-1", "finetune.freeze_stages"),
     ("finetune.label_fraction=0", "finetune.label_fraction"),
 ])

@@ -55,6 +55,9 @@ class ClipConfig:
     stride: int = 1  # frame skip of fine-tuning and test clips
     crop_scale: list[float] = field(default_factory=lambda: [0.7, 1.0])  # of the short side
     color_jitter: float = 0.0  # strength of brightness/contrast/saturation jitter
+    # Training crops pan and zoom along a straight path over each clip, the centre by up to
+    # this fraction of the crop side (data.transforms.ClipTransform); 0 holds them still.
+    camera_motion: float = 0.0
     mean: list[float] = field(default_factory=lambda: list(KINETICS_MEAN))
     std: list[float] = field(default_factory=lambda: list(KINETICS_STD))
     # evenly spaced clips per video for video accuracy (docs/method.md#evaluation-protocols)
@@ -275,6 +278,7 @@ def validate(config: Config, *, source: str = "config") -> None:
     check(config.clip.stride >= 1, "clip.stride", "must be >= 1")
     check(len(config.clip.crop_scale) == 2 and 0 < config.clip.crop_scale[0]
           <= config.clip.crop_scale[1] <= 1, "clip.crop_scale", "must be [low, high] in (0, 1]")
+    check(0 <= config.clip.camera_motion < 1, "clip.camera_motion", "must be in [0, 1)")
     check(len(config.clip.mean) == 3 and len(config.clip.std) == 3 and min(config.clip.std) > 0,
           "clip.mean/clip.std", "must hold 3 values each, std > 0")
     check(config.clip.test_clips >= 1, "clip.test_clips", "must be >= 1")

@@ -104,6 +104,51 @@ def test_crop_box_inside_frame_with_scale_and_aspect(height, width, train, low, 
     assert abs(w / sx - h / sy * size[1] / size[0]) <= 1 / sx + size[1] / size[0] / sy + 1e-9
 
 
+def window_centre_and_width(out):
+    """Per frame of a transformed :func:`coded_clip` (``IDENTITY``): the crop window's centre
+    (column, row) and its width in source columns, read off the position code."""
+    green, blue = out[1], out[2]
+    return green.mean(dim=(1, 2)), blue.mean(dim=(1, 2)), green.amax(dim=(1, 2)) - green.amin(
+        dim=(1, 2))
+
+
+def test_camera_motion_moves_the_window_along_a_straight_bounded_path():
+    clip = coded_clip(num_frames=9, height=48, width=64)
+    motion = 0.25
+    transform = ClipTransform(train=True, size=24, scale=(0.5, 0.6), flip=False,
+                              camera_motion=motion, **IDENTITY)
+    rng = np.random.default_rng(0)
+    travels, zooms = [], []
+    for _ in range(30):
+        out = transform(clip, rng)
+        # red: every output frame is still sampled from its own source frame only
+        red = out[0].flatten(1)
+        torch.testing.assert_close(red, torch.arange(9.0).mul(10).view(9, 1).expand_as(red),
+                                   atol=1e-3, rtol=0)
+        x, y, width = window_centre_and_width(out)
+        for series in (x, y, width):  # linear in time: no second difference
+            assert series.diff(n=2).abs().max() < 1e-2
+        side = float(width[0]) * 24 / 23  # the first box's side (pixel centres span 23/24)
+        travels.append(max(abs(float(x[-1] - x[0])), abs(float(y[-1] - y[0]))) / side)
+        zooms.append(float(width[-1] / width[0]))
+    assert max(travels) <= motion + 0.02
+    assert min(zooms) >= 1 / (1 + motion) - 0.02 and max(zooms) <= 1 + motion + 0.02
+    assert sum(t > 0.05 for t in travels) > 15  # clips draw their own paths, most move
+    assert np.std(zooms) > 0.02
+
+
+def test_camera_motion_flips_and_repeats_with_the_seed_and_is_off_in_eval():
+    clip = coded_clip(num_frames=5)
+    flipping = ClipTransform(train=True, size=16, flip=1.0, camera_motion=0.3, **IDENTITY)
+    out = flipping(clip, np.random.default_rng(3))
+    assert (out[1, :, :, 0] > out[1, :, :, -1]).all()  # columns run right to left
+    torch.testing.assert_close(out, flipping(clip, np.random.default_rng(3)))
+    still = ClipTransform(train=False, size=16, camera_motion=0.3, **IDENTITY)(clip)
+    torch.testing.assert_close(still, ClipTransform(train=False, size=16, **IDENTITY)(clip))
+    with pytest.raises(ValueError, match="camera_motion"):
+        ClipTransform(train=True, camera_motion=1.0)
+
+
 def test_normalisation_uses_mean_and_std():
     clip = torch.full((2, 20, 20, 3), 200, dtype=torch.uint8)
     out = ClipTransform(train=False, size=16, mean=(0.5, 0.4, 0.3),

@@ -67,11 +67,13 @@ def build_source(config: Config) -> FrameStore | RawVideos:
 
 
 def clip_transform(config: Config, *, train: bool, flip: bool = True):
-    """Training: scale-jittered random crop (+ flip, jitter); evaluation: centre crop."""
+    """Training: scale-jittered random crop (+ flip, camera motion, jitter); evaluation:
+    centre crop."""
     clip = config.clip
     return ClipTransform(
         train=train, size=clip.size, resize=tuple(clip.resize), scale=tuple(clip.crop_scale),
-        flip=flip and train, color_jitter=clip.color_jitter if train else 0.0,
+        flip=flip and train, camera_motion=clip.camera_motion if train else 0.0,
+        color_jitter=clip.color_jitter if train else 0.0,
         mean=tuple(clip.mean), std=tuple(clip.std),
     )
 
