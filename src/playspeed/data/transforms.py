@@ -186,19 +186,23 @@ class ClipTransform:
             rng = np.random.default_rng()
         if self.train and self.camera_motion > 0:
             boxes = self._camera_path(clip.shape[0], clip.shape[1], clip.shape[2], rng)
-            out = self._sample_path(clip, boxes, flip=self.flip > 0 and rng.random() < self.flip)
+            out = self._sample_path(clip, boxes, flip=self._draws_flip(rng))
         else:
             out = self._crop_resize(clip, rng)
         if self.train and any(self.color_jitter):
             return self._jitter(out.mul_(1 / 255), rng).sub_(self._mean).div_(self._std)
         return out.mul_(self._scale).add_(self._shift)
 
+    def _draws_flip(self, rng: np.random.Generator) -> bool:
+        """One training draw: is this clip flipped (no draw when flips are off)."""
+        return self.flip > 0 and rng.random() < self.flip
+
     def _crop_resize(self, clip: torch.Tensor, rng: np.random.Generator | None) -> torch.Tensor:
         """``uint8 T x H x W x C`` -> its (flipped) crop at ``size``, ``float32 C x T x H' x W'``
         pixel values: one box for every frame."""
         y, x, h, w = self._crop_box(clip.shape[1], clip.shape[2], rng)
         clip = clip[:, y:y + h, x:x + w]
-        if self.train and self.flip > 0 and rng.random() < self.flip:
+        if self.train and self._draws_flip(rng):
             clip = clip.flip(2)
         # T x C x H x W: frames become the batch of one 2D resize, done on uint8 (several
         # times faster than float on CPU; the rounding is below JPEG noise).
