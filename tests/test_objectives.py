@@ -52,6 +52,8 @@ def test_every_objective_is_a_valid_config_value_and_unknown_ones_are_named():
     (["pretext.contrast_weight=-0.5"], "contrast_weight must be >= 0"),
     (["pretext.contrast_dim=0"], "contrast_dim must be >= 1"),
     (["pretext.contrast_hidden=-1"], "contrast_hidden must be >= 0 or null"),
+    (["pretext.contrast_reversed=both"],
+     "contrast_reversed is 'both'; expected one of positive, negative"),
 ])
 def test_config_checks_per_objective(overrides, message):
     with pytest.raises(PlayspeedError, match=message):

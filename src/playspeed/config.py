@@ -119,6 +119,11 @@ class PretextConfig:
     # MLP), 0: a linear projection (RSPNet's default).
     contrast_dim: int = 128
     contrast_hidden: int | None = None
+    # A clip of the same video played the other way: "positive" (RSPNet's A-VID: every clip
+    # of the video, whatever its speed or direction) or "negative" (only clips played the same
+    # way are positives; the reversed ones are negatives that share everything with the query
+    # but the direction of its motion, and reversal changes the action: sit down, stand up).
+    contrast_reversed: str = "positive"
 
 
 @dataclass
@@ -318,6 +323,7 @@ def validate(config: Config, *, source: str = "config") -> None:
     check(config.pretext.contrast_dim >= 1, "pretext.contrast_dim", "must be >= 1")
     check(config.pretext.contrast_hidden is None or config.pretext.contrast_hidden >= 0,
           "pretext.contrast_hidden", "must be >= 0 or null")
+    one_of(config.pretext.contrast_reversed, ("positive", "negative"), "pretext.contrast_reversed")
     one_of(config.optim.name, ("sgd", "adamw"), "optim.name")
     one_of(config.optim.schedule, ("cosine", "step", "constant"), "optim.schedule")
     check(config.optim.lr > 0, "optim.lr", "must be > 0")

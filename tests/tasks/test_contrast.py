@@ -58,6 +58,30 @@ def test_a_video_twice_in_the_batch_is_never_its_own_negative():
     assert positive[0].nonzero().flatten().tolist() == [1, 2]  # clip 3 shares its sub-batch
 
 
+def test_with_reversed_negatives_a_clip_of_its_video_played_the_other_way_is_a_negative():
+    # the groups and queue of test_pair_masks_for_a_batch; video 7's clips play +1, -1, +1,
+    # video 3's -1, -1, +1
+    groups = torch.tensor([[0, 1, 2], [2, 0, 1]])
+    directions = torch.tensor([[1, -1, 1], [-1, -1, 1]])
+    videos, queue = torch.tensor([7, 3]), torch.tensor([-1, 3, 9])
+    positive, negative = pair_masks(videos, groups, queue, directions=directions)
+    # clip 0 (+1): clip 2 (+1) stays a positive, clip 1 (-1) becomes a negative; the other
+    # video's clips and the queue as before
+    assert positive[0].nonzero().flatten().tolist() == [2]
+    assert negative[0].nonzero().flatten().tolist() == [1, 3, 5, 7, 8]
+    # clip 4 of video 3 (-1, sub-batch 0): clip 3 (-1) a positive, clip 5 (+1) a negative;
+    # the queue's video-3 key stays masked (its direction is not stored)
+    assert positive[4].nonzero().flatten().tolist() == [3]
+    assert negative[4].nonzero().flatten().tolist() == [1, 2, 5, 8]
+    # the same keys are excluded as without directions: only same-video keys change sides
+    plain_positive, plain_negative = pair_masks(videos, groups, queue)
+    assert torch.equal(positive | negative, plain_positive | plain_negative)
+    assert not (positive & negative).any()
+    # all clips one way: the masks without directions
+    same_way = pair_masks(videos, groups, queue, directions=torch.ones(2, 3, dtype=torch.int64))
+    assert torch.equal(same_way[0], plain_positive) and torch.equal(same_way[1], plain_negative)
+
+
 # --- the queue ---
 
 
@@ -135,7 +159,7 @@ def test_no_gradient_reaches_the_key_encoder_and_it_follows_the_online_one():
     clips = torch.randn(3, 2, 3, 4, 6, 6)
     before = contrast.key_backbone.conv.weight.detach().clone()
     reading = contrast(backbone(clips.flatten(0, 1)), clips, torch.tensor([0, 1, 2]),
-                       backbone=backbone)
+                       directions=torch.ones(3, 2, dtype=torch.int64), backbone=backbone)
     reading.loss.backward()
     torch.testing.assert_close(contrast.key_backbone.conv.weight,
                                0.5 * before + 0.5 * backbone.conv.weight.detach())
@@ -264,22 +288,26 @@ def _fixed_batch(config, size=4):
     dataset = pretext_dataset(config, load_records(config, "train"), build_source(config))
     items = [dataset[i] for i in range(size)]
     return {key: torch.stack([item[key] for item in items])
-            for key in ("clips", "target", "video_index")}
+            for key in ("clips", "target", "video_index", "direction")}
 
 
 @pytest.mark.slow
-def test_the_contrastive_loss_falls_on_a_fixed_batch(tiny_config):
+@pytest.mark.parametrize("reversed_clips", ["positive", "negative"])
+def test_the_contrastive_loss_falls_on_a_fixed_batch(tiny_config, reversed_clips):
     torch.manual_seed(0)
     config = tiny_config("pretrain", "pretext.objective=speed_contrast",
-                         "pretext.contrast_queue=16", "pretext.contrast_momentum=0.9")
+                         "pretext.contrast_queue=16", "pretext.contrast_momentum=0.9",
+                         f"pretext.contrast_reversed={reversed_clips}")
     task = PlaybackSpeedPretraining(config).train()
+    assert task.contrast.reversed_negative == (reversed_clips == "negative")
     batch = _fixed_batch(config)
     optimizer = torch.optim.Adam([p for p in task.parameters() if p.requires_grad], lr=3e-3)
     losses, accuracy = [], []
     for _ in range(30):
         clips = batch["clips"]
         features = task.embed(clips.flatten(0, 1))
-        reading = task.contrast(features, clips, batch["video_index"], backbone=task.backbone)
+        reading = task.contrast(features, clips, batch["video_index"],
+                                directions=batch["direction"], backbone=task.backbone)
         optimizer.zero_grad()
         reading.loss.backward()
         optimizer.step()
@@ -303,7 +331,7 @@ def test_checkpoints_carry_the_key_encoder_and_queue_and_serve_only_the_online_b
                 param.add_(0.01)
             clips = batch["clips"]
             task.contrast(task.embed(clips.flatten(0, 1)), clips, batch["video_index"],
-                          backbone=task.backbone)
+                          directions=batch["direction"], backbone=task.backbone)
         state.update(task.state_dict())
 
     state = {}

@@ -4,8 +4,11 @@ objective, :mod:`playspeed.objectives`).
 Each clip of a pretext sample (``num_clips`` clips of one video, distinct signed speeds, own
 starts and crops) is a query; the other clips of its video are its positives (RSPNet's A-VID
 takes clips of one video at different speeds as positives), clips of other videos its
-negatives. Keys come from a momentum copy of the backbone and projection head (MoCo): the
-batch's own keys, plus a queue of keys from earlier steps, each stored with its video's index.
+negatives. With ``pretext.contrast_reversed: negative`` only the clips of its video played
+the same way are positives, and those played the other way are negatives: they share the
+query's look and differ only in the direction of its motion. Keys come from a momentum copy
+of the backbone and projection head (MoCo): the batch's own keys, plus a queue of keys from
+earlier steps, each stored with its video's index.
 
 - Masks: a queue entry of the query's own video is never a negative. MoCo did not need this:
   its 65536-key queue is 5% of ImageNet and each image comes once per epoch, so the queue
@@ -124,18 +127,21 @@ def shuffled_keys(encode: Callable[[torch.Tensor], torch.Tensor], clips: torch.T
     return keys, order.argsort(dim=1)
 
 
-def pair_masks(videos: torch.Tensor, groups: torch.Tensor, queue_videos: torch.Tensor
-               ) -> tuple[torch.Tensor, torch.Tensor]:
+def pair_masks(videos: torch.Tensor, groups: torch.Tensor, queue_videos: torch.Tensor, *,
+               directions: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Which keys are each query's positives and negatives.
 
     ``videos``: long ``B`` (each sample's video index); ``groups``: long ``B x N`` (the key
     sub-batch of each clip, :func:`shuffled_keys`); ``queue_videos``: long ``K`` (``-1``:
-    empty slot). Queries and the batch's keys are the ``B*N`` clips, sample-major; the key
-    columns are those ``B*N`` keys, then the ``K`` queue entries.
+    empty slot); ``directions``: long ``B x N`` (each clip's playback direction), or ``None``
+    to make every clip of the query's video a positive. Queries and the batch's keys are the
+    ``B*N`` clips, sample-major; the key columns are those ``B*N`` keys, then the ``K``
+    queue entries.
 
     Returns bool ``positive`` and ``negative``, each ``(B*N) x (B*N + K)``: a batch key
     computed in the query's own sub-batch (the query's own clip among them) is neither;
-    of the others, a key of the query's video is a positive, of another video a negative. A
+    of the others, a key of the query's video is a positive, of another video a negative;
+    with ``directions``, a key of the query's video played the other way is a negative. A
     queue entry is a negative unless it is of the query's video or empty; never a positive.
     """
     num_clips = groups.shape[1]
@@ -143,10 +149,14 @@ def pair_masks(videos: torch.Tensor, groups: torch.Tensor, queue_videos: torch.T
     clip_group = groups.flatten()
     same_video = clip_video[:, None] == clip_video[None, :]
     other_group = clip_group[:, None] != clip_group[None, :]
+    if directions is None:
+        alike = same_video
+    else:
+        clip_direction = directions.flatten()
+        alike = same_video & (clip_direction[:, None] == clip_direction[None, :])
     queue_negative = (queue_videos[None, :] != clip_video[:, None]) & (queue_videos[None, :] >= 0)
-    positive = torch.cat([same_video & other_group,
-                          torch.zeros_like(queue_negative)], dim=1)
-    negative = torch.cat([~same_video & other_group, queue_negative], dim=1)
+    positive = torch.cat([alike & other_group, torch.zeros_like(queue_negative)], dim=1)
+    negative = torch.cat([~alike & other_group, queue_negative], dim=1)
     return positive, negative
 
 
@@ -182,7 +192,7 @@ class MomentumContrast(nn.Module):
 
     def __init__(self, backbone: nn.Module, *, feature_dim: int, dim: int = 128,
                  hidden: int | None = None, queue: int = 1024, momentum: float = 0.99,
-                 temperature: float = 0.07,
+                 temperature: float = 0.07, reversed_negative: bool = False,
                  memory_format: torch.memory_format = torch.contiguous_format) -> None:
         super().__init__()
         self.projection = ProjectionHead(feature_dim, out_features=dim,
@@ -193,6 +203,7 @@ class MomentumContrast(nn.Module):
             param.requires_grad_(False)
         self.queue = KeyQueue(queue, dim)
         self.momentum, self.temperature = momentum, temperature
+        self.reversed_negative = reversed_negative
         self.memory_format = memory_format
 
     def keys(self, clips: torch.Tensor) -> torch.Tensor:
@@ -201,9 +212,10 @@ class MomentumContrast(nn.Module):
             clips.contiguous(memory_format=self.memory_format)))
 
     def forward(self, features: torch.Tensor, clips: torch.Tensor, videos: torch.Tensor, *,
-                backbone: nn.Module) -> ContrastReading:
+                directions: torch.Tensor, backbone: nn.Module) -> ContrastReading:
         """One training step: ``features`` ``(B*N) x D`` are the online ``backbone``'s
-        features of ``clips`` ``B x N x C x T x H x W`` (sample-major), ``videos`` long ``B``.
+        features of ``clips`` ``B x N x C x T x H x W`` (sample-major), ``videos`` long ``B``,
+        ``directions`` long ``B x N`` (read only with ``reversed_negative``).
 
         Moves the key encoder towards ``backbone`` and the projection head, computes the
         batch's keys in shuffled sub-batches, scores the queries against them and the queue,
@@ -215,7 +227,9 @@ class MomentumContrast(nn.Module):
             momentum_update(self.key_projection, self.projection, momentum=self.momentum)
             keys, groups = shuffled_keys(self.keys, clips)
             keys = keys.flatten(0, 1)
-        positive, negative = pair_masks(videos, groups, self.queue.videos)
+        positive, negative = pair_masks(
+            videos, groups, self.queue.videos,
+            directions=directions if self.reversed_negative else None)
         reading = info_nce(queries, torch.cat([keys.float(), self.queue.keys]),
                            positive=positive, negative=negative, temperature=self.temperature)
         self.queue.push(keys, videos.repeat_interleave(clips.shape[1]))
@@ -232,6 +246,7 @@ def contrast_from_config(config: Config, backbone: nn.Module, *, feature_dim: in
                             hidden=pretext.contrast_hidden, queue=pretext.contrast_queue,
                             momentum=pretext.contrast_momentum,
                             temperature=pretext.contrast_temperature,
+                            reversed_negative=pretext.contrast_reversed == "negative",
                             memory_format=memory_format)
 
 

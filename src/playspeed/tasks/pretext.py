@@ -159,7 +159,8 @@ class PlaybackSpeedPretraining(VideoTask):
             batch, self._head_outputs(features, num_clips=clips.shape[1]))
         if self.contrast is None:
             return loss, loss, hits, None
-        reading = self.contrast(features, clips, batch["video_index"], backbone=self.backbone)
+        reading = self.contrast(features, clips, batch["video_index"],
+                                directions=batch["direction"], backbone=self.backbone)
         return loss + self.config.pretext.contrast_weight * reading.loss, loss, hits, reading
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
