@@ -124,6 +124,10 @@ class PretextConfig:
     # way are positives; the reversed ones are negatives that share everything with the query
     # but the direction of its motion, and reversal changes the action: sit down, stand up).
     contrast_reversed: str = "positive"
+    # Each clip with its motion shuffled (its frame-to-frame changes in a random order; IIC's
+    # intra-video negative) is a negative for the other clips of the batch: the look and the
+    # changes of the video without their order.
+    contrast_shuffled: bool = False
 
 
 @dataclass

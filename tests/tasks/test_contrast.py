@@ -16,6 +16,7 @@ from playspeed.tasks.contrast import (
     momentum_update,
     pair_masks,
     same_video_top1,
+    shuffle_motion,
     shuffled_keys,
 )
 from playspeed.tasks.data import build_source, load_records, pretext_dataset
@@ -80,6 +81,43 @@ def test_with_reversed_negatives_a_clip_of_its_video_played_the_other_way_is_a_n
     # all clips one way: the masks without directions
     same_way = pair_masks(videos, groups, queue, directions=torch.ones(2, 3, dtype=torch.int64))
     assert torch.equal(same_way[0], plain_positive) and torch.equal(same_way[1], plain_negative)
+
+
+def test_shuffled_motion_keys_are_negatives_outside_the_querys_sub_batch():
+    groups = torch.tensor([[0, 1, 2], [2, 0, 1]])
+    videos, queue = torch.tensor([7, 3]), torch.tensor([-1, 3, 9])
+    positive, negative = pair_masks(videos, groups, queue, shuffled=True)
+    plain_positive, plain_negative = pair_masks(videos, groups, queue)
+    assert positive.shape == (6, 6 + 6 + 3)
+    # batch keys and queue as without; the shuffled keys in between
+    assert torch.equal(positive[:, :6], plain_positive[:, :6])
+    assert torch.equal(negative[:, :6], plain_negative[:, :6])
+    assert torch.equal(negative[:, 12:], plain_negative[:, 6:])
+    assert not positive[:, 6:].any()
+    # clip 0 (sub-batch 0): every shuffled key but those of sub-batch 0 (its own, clip 4's)
+    assert negative[0, 6:12].nonzero().flatten().tolist() == [1, 2, 3, 5]
+    same_group = groups.flatten()[:, None] == groups.flatten()[None, :]
+    assert torch.equal(negative[:, 6:12], ~same_group)
+
+
+def test_shuffle_motion_reorders_each_clips_frame_changes():
+    torch.manual_seed(0)
+    clips = torch.randn(4, 3, 6, 5, 5)
+    shuffled = shuffle_motion(clips)
+    assert shuffled.shape == clips.shape
+    torch.testing.assert_close(shuffled[:, :, 0], clips[:, :, 0])
+    changes = clips[:, :, 1:] - clips[:, :, :-1]
+    new_changes = shuffled[:, :, 1:] - shuffled[:, :, :-1]
+    for clip, new_clip in zip(changes, new_changes, strict=True):
+        # every new change is one of the clip's, each used once, in another order
+        match = [min(range(5), key=lambda i, c=c: (clip[:, i] - c).abs().max().item())
+                 for c in new_clip.unbind(1)]
+        assert sorted(match) == list(range(5)) and match != list(range(5))
+        torch.testing.assert_close(new_clip, clip[:, match], atol=1e-5, rtol=0)
+    # two changes have one other order: always the one taken
+    two = torch.randn(3, 1, 3, 2, 2)
+    flipped = shuffle_motion(two)
+    torch.testing.assert_close(flipped[:, :, 1] - flipped[:, :, 0], two[:, :, 2] - two[:, :, 1])
 
 
 # --- the queue ---
@@ -292,14 +330,17 @@ def _fixed_batch(config, size=4):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("reversed_clips", ["positive", "negative"])
-def test_the_contrastive_loss_falls_on_a_fixed_batch(tiny_config, reversed_clips):
+@pytest.mark.parametrize("reversed_clips, shuffled", [("positive", False), ("negative", False),
+                                                      ("positive", True)])
+def test_the_contrastive_loss_falls_on_a_fixed_batch(tiny_config, reversed_clips, shuffled):
     torch.manual_seed(0)
     config = tiny_config("pretrain", "pretext.objective=speed_contrast",
                          "pretext.contrast_queue=16", "pretext.contrast_momentum=0.9",
-                         f"pretext.contrast_reversed={reversed_clips}")
+                         f"pretext.contrast_reversed={reversed_clips}",
+                         f"pretext.contrast_shuffled={str(shuffled).lower()}")
     task = PlaybackSpeedPretraining(config).train()
     assert task.contrast.reversed_negative == (reversed_clips == "negative")
+    assert task.contrast.shuffled_negative == shuffled
     batch = _fixed_batch(config)
     optimizer = torch.optim.Adam([p for p in task.parameters() if p.requires_grad], lr=3e-3)
     losses, accuracy = [], []

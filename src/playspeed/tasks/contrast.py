@@ -6,7 +6,10 @@ starts and crops) is a query; the other clips of its video are its positives (RS
 takes clips of one video at different speeds as positives), clips of other videos its
 negatives. With ``pretext.contrast_reversed: negative`` only the clips of its video played
 the same way are positives, and those played the other way are negatives: they share the
-query's look and differ only in the direction of its motion. Keys come from a momentum copy
+query's look and differ only in the direction of its motion. With
+``pretext.contrast_shuffled`` each clip also gives a negative with its motion shuffled (its
+frame-to-frame changes in a random order, IIC's intra-video negative): the same look and the
+same changes, without their order. Keys come from a momentum copy
 of the backbone and projection head (MoCo): the batch's own keys, plus a queue of keys from
 earlier steps, each stored with its video's index.
 
@@ -47,7 +50,8 @@ from playspeed.config import Config
 from playspeed.models.heads import ProjectionHead
 
 __all__ = ["ContrastReading", "KeyQueue", "MomentumContrast", "contrast_from_config",
-           "info_nce", "momentum_update", "pair_masks", "same_video_top1", "shuffled_keys"]
+           "info_nce", "momentum_update", "pair_masks", "same_video_top1", "shuffle_motion",
+           "shuffled_keys"]
 
 
 @dataclass(frozen=True)
@@ -103,6 +107,25 @@ def momentum_update(target: nn.Module, online: nn.Module, *, momentum: float) ->
         key.lerp_(query.detach(), 1.0 - momentum)
 
 
+def shuffle_motion(clips: torch.Tensor, *, generator: torch.Generator | None = None
+                   ) -> torch.Tensor:
+    """``clips`` ``M x C x T x H x W`` with each clip's ``T - 1`` frame-to-frame differences
+    put in a random order (never the original one), summed up again from its first frame.
+
+    Its frame differences are the clip's own, permuted, so a network that reads differences
+    sees the same changes at the same energy and only their order is lost; an RGB network
+    sees the first frame drift through the same changes.
+    """
+    num, frames = clips.shape[0], clips.shape[2]
+    changes = (clips[:, :, 1:] - clips[:, :, :-1]).transpose(1, 2)  # M x (T-1) x C x H x W
+    order = torch.rand(num, frames - 1, generator=generator).argsort(dim=1).to(clips.device)
+    unchanged = (order == torch.arange(frames - 1, device=clips.device)).all(dim=1)
+    order[unchanged] = order[unchanged].roll(1, dims=1)
+    rows = torch.arange(num, device=clips.device)[:, None]
+    shuffled = changes[rows, order].transpose(1, 2).cumsum(dim=2)
+    return torch.cat([clips[:, :, :1], clips[:, :, :1] + shuffled], dim=2)
+
+
 def shuffled_keys(encode: Callable[[torch.Tensor], torch.Tensor], clips: torch.Tensor, *,
                   generator: torch.Generator | None = None
                   ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -110,9 +133,10 @@ def shuffled_keys(encode: Callable[[torch.Tensor], torch.Tensor], clips: torch.T
     clips, sub-batch ``g`` holding one clip of every sample (each sample's clips randomly
     permuted over the sub-batches), put back in order.
 
-    Returns keys ``B x N x P`` (``encode``: ``B x C x T x H x W -> B x P``) and ``groups``
-    (long ``B x N``: the sub-batch each clip was computed in). With an encoder that does not
-    read batch statistics (eval mode) the keys equal ``encode`` of all clips at once.
+    Returns keys ``B x N x ...`` (``encode``: ``B x C x T x H x W -> B x ...``, e.g.
+    ``B x P``) and ``groups`` (long ``B x N``: the sub-batch each clip was computed in). With
+    an encoder that does not read batch statistics (eval mode) the keys equal ``encode`` of
+    all clips at once.
     """
     batch, num_clips = clips.shape[:2]
     # order[b, g]: the clip of sample b that goes to sub-batch g
@@ -122,27 +146,30 @@ def shuffled_keys(encode: Callable[[torch.Tensor], torch.Tensor], clips: torch.T
     for group in range(num_clips):
         out = encode(clips[rows, order[:, group]])
         if keys is None:
-            keys = out.new_empty(batch, num_clips, out.shape[-1])
+            keys = out.new_empty(batch, num_clips, *out.shape[1:])
         keys[rows, order[:, group]] = out
     return keys, order.argsort(dim=1)
 
 
 def pair_masks(videos: torch.Tensor, groups: torch.Tensor, queue_videos: torch.Tensor, *,
-               directions: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+               directions: torch.Tensor | None = None, shuffled: bool = False
+               ) -> tuple[torch.Tensor, torch.Tensor]:
     """Which keys are each query's positives and negatives.
 
     ``videos``: long ``B`` (each sample's video index); ``groups``: long ``B x N`` (the key
     sub-batch of each clip, :func:`shuffled_keys`); ``queue_videos``: long ``K`` (``-1``:
     empty slot); ``directions``: long ``B x N`` (each clip's playback direction), or ``None``
-    to make every clip of the query's video a positive. Queries and the batch's keys are the
-    ``B*N`` clips, sample-major; the key columns are those ``B*N`` keys, then the ``K``
-    queue entries.
+    to make every clip of the query's video a positive; ``shuffled``: the batch's clips also
+    have keys with their motion shuffled (:func:`shuffle_motion`). Queries and the batch's
+    keys are the ``B*N`` clips, sample-major; the key columns are those ``B*N`` keys, then
+    (``shuffled``) the ``B*N`` shuffled keys in the same order, then the ``K`` queue entries.
 
-    Returns bool ``positive`` and ``negative``, each ``(B*N) x (B*N + K)``: a batch key
-    computed in the query's own sub-batch (the query's own clip among them) is neither;
+    Returns bool ``positive`` and ``negative``, each ``(B*N) x (B*N [+ B*N] + K)``: a batch
+    key computed in the query's own sub-batch (the query's own clip among them) is neither;
     of the others, a key of the query's video is a positive, of another video a negative;
     with ``directions``, a key of the query's video played the other way is a negative. A
-    queue entry is a negative unless it is of the query's video or empty; never a positive.
+    shuffled key is a negative unless computed in the query's own sub-batch; so is a queue
+    entry unless it is of the query's video or empty. Neither is ever a positive.
     """
     num_clips = groups.shape[1]
     clip_video = videos.repeat_interleave(num_clips)
@@ -155,8 +182,10 @@ def pair_masks(videos: torch.Tensor, groups: torch.Tensor, queue_videos: torch.T
         clip_direction = directions.flatten()
         alike = same_video & (clip_direction[:, None] == clip_direction[None, :])
     queue_negative = (queue_videos[None, :] != clip_video[:, None]) & (queue_videos[None, :] >= 0)
-    positive = torch.cat([alike & other_group, torch.zeros_like(queue_negative)], dim=1)
-    negative = torch.cat([~alike & other_group, queue_negative], dim=1)
+    extra = [other_group] if shuffled else []
+    positive = torch.cat([alike & other_group,
+                          *(torch.zeros_like(m) for m in [*extra, queue_negative])], dim=1)
+    negative = torch.cat([~alike & other_group, *extra, queue_negative], dim=1)
     return positive, negative
 
 
@@ -193,6 +222,7 @@ class MomentumContrast(nn.Module):
     def __init__(self, backbone: nn.Module, *, feature_dim: int, dim: int = 128,
                  hidden: int | None = None, queue: int = 1024, momentum: float = 0.99,
                  temperature: float = 0.07, reversed_negative: bool = False,
+                 shuffled_negative: bool = False,
                  memory_format: torch.memory_format = torch.contiguous_format) -> None:
         super().__init__()
         self.projection = ProjectionHead(feature_dim, out_features=dim,
@@ -203,13 +233,18 @@ class MomentumContrast(nn.Module):
             param.requires_grad_(False)
         self.queue = KeyQueue(queue, dim)
         self.momentum, self.temperature = momentum, temperature
-        self.reversed_negative = reversed_negative
+        self.reversed_negative, self.shuffled_negative = reversed_negative, shuffled_negative
         self.memory_format = memory_format
 
     def keys(self, clips: torch.Tensor) -> torch.Tensor:
-        """Key embeddings of ``clips`` ``B x C x T x H x W`` -> ``B x P`` (one sub-batch)."""
-        return self.key_projection(self.key_backbone(
+        """Key embeddings of ``clips`` ``B x C x T x H x W`` (one sub-batch) -> ``B x P``, or
+        with ``shuffled_negative`` ``B x 2 x P``: each clip's key, then its shuffled motion's
+        (:func:`shuffle_motion`), computed together so that both see the same statistics."""
+        if self.shuffled_negative:
+            clips = torch.cat([clips, shuffle_motion(clips)])
+        keys = self.key_projection(self.key_backbone(
             clips.contiguous(memory_format=self.memory_format)))
+        return keys.unflatten(0, (2, -1)).transpose(0, 1) if self.shuffled_negative else keys
 
     def forward(self, features: torch.Tensor, clips: torch.Tensor, videos: torch.Tensor, *,
                 directions: torch.Tensor, backbone: nn.Module) -> ContrastReading:
@@ -226,13 +261,16 @@ class MomentumContrast(nn.Module):
             momentum_update(self.key_backbone, backbone, momentum=self.momentum)
             momentum_update(self.key_projection, self.projection, momentum=self.momentum)
             keys, groups = shuffled_keys(self.keys, clips)
-            keys = keys.flatten(0, 1)
+            keys = keys.flatten(0, 1)  # (B*N) x P, or (B*N) x 2 x P
+            # the batch's keys, then (shuffled_negative) their shuffled motions'
+            columns = list(keys.unbind(1)) if self.shuffled_negative else [keys]
         positive, negative = pair_masks(
             videos, groups, self.queue.videos,
-            directions=directions if self.reversed_negative else None)
-        reading = info_nce(queries, torch.cat([keys.float(), self.queue.keys]),
+            directions=directions if self.reversed_negative else None,
+            shuffled=self.shuffled_negative)
+        reading = info_nce(queries, torch.cat([*(k.float() for k in columns), self.queue.keys]),
                            positive=positive, negative=negative, temperature=self.temperature)
-        self.queue.push(keys, videos.repeat_interleave(clips.shape[1]))
+        self.queue.push(columns[0], videos.repeat_interleave(clips.shape[1]))
         return reading
 
 
@@ -247,6 +285,7 @@ def contrast_from_config(config: Config, backbone: nn.Module, *, feature_dim: in
                             momentum=pretext.contrast_momentum,
                             temperature=pretext.contrast_temperature,
                             reversed_negative=pretext.contrast_reversed == "negative",
+                            shuffled_negative=pretext.contrast_shuffled,
                             memory_format=memory_format)
 
 
