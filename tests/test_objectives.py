@@ -54,6 +54,8 @@ def test_every_objective_is_a_valid_config_value_and_unknown_ones_are_named():
     (["pretext.contrast_hidden=-1"], "contrast_hidden must be >= 0 or null"),
     (["pretext.contrast_reversed=both"],
      "contrast_reversed is 'both'; expected one of positive, negative"),
+    (["pretext.contrast_shuffled=true", "clip.len=2"],
+     "contrast_shuffled needs clip.len >= 3"),
 ])
 def test_config_checks_per_objective(overrides, message):
     with pytest.raises(PlayspeedError, match=message):

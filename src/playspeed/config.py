@@ -328,6 +328,8 @@ def validate(config: Config, *, source: str = "config") -> None:
     check(config.pretext.contrast_hidden is None or config.pretext.contrast_hidden >= 0,
           "pretext.contrast_hidden", "must be >= 0 or null")
     one_of(config.pretext.contrast_reversed, ("positive", "negative"), "pretext.contrast_reversed")
+    check(not config.pretext.contrast_shuffled or config.clip.len >= 3, "pretext.contrast_shuffled",
+          "needs clip.len >= 3 (two frame changes to reorder)")
     one_of(config.optim.name, ("sgd", "adamw"), "optim.name")
     one_of(config.optim.schedule, ("cosine", "step", "constant"), "optim.schedule")
     check(config.optim.lr > 0, "optim.lr", "must be > 0")

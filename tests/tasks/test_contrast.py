@@ -118,6 +118,8 @@ def test_shuffle_motion_reorders_each_clips_frame_changes():
     two = torch.randn(3, 1, 3, 2, 2)
     flipped = shuffle_motion(two)
     torch.testing.assert_close(flipped[:, :, 1] - flipped[:, :, 0], two[:, :, 2] - two[:, :, 1])
+    with pytest.raises(ValueError, match="2 frames has no other order"):
+        shuffle_motion(torch.randn(1, 3, 2, 2, 2))
 
 
 # --- the queue ---

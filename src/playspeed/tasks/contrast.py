@@ -9,9 +9,9 @@ the same way are positives, and those played the other way are negatives: they s
 query's look and differ only in the direction of its motion. With
 ``pretext.contrast_shuffled`` each clip also gives a negative with its motion shuffled (its
 frame-to-frame changes in a random order, IIC's intra-video negative): the same look and the
-same changes, without their order. Keys come from a momentum copy
-of the backbone and projection head (MoCo): the batch's own keys, plus a queue of keys from
-earlier steps, each stored with its video's index.
+same changes, without their order. Keys come from a momentum copy of the backbone and
+projection head (MoCo): the batch's own keys, plus a queue of keys from earlier steps, each
+stored with its video's index.
 
 - Masks: a queue entry of the query's own video is never a negative. MoCo did not need this:
   its 65536-key queue is 5% of ImageNet and each image comes once per epoch, so the queue
@@ -114,9 +114,12 @@ def shuffle_motion(clips: torch.Tensor, *, generator: torch.Generator | None = N
 
     Its frame differences are the clip's own, permuted, so a network that reads differences
     sees the same changes at the same energy and only their order is lost; an RGB network
-    sees the first frame drift through the same changes.
+    sees the first frame drift through the same changes. Needs ``T >= 3`` (two changes).
     """
     num, frames = clips.shape[0], clips.shape[2]
+    if frames < 3:
+        raise ValueError(f"shuffle_motion: a clip of {frames} frames has no other order of "
+                         "its frame changes (needs 3 or more)")
     changes = (clips[:, :, 1:] - clips[:, :, :-1]).transpose(1, 2)  # M x (T-1) x C x H x W
     order = torch.rand(num, frames - 1, generator=generator).argsort(dim=1).to(clips.device)
     unchanged = (order == torch.arange(frames - 1, device=clips.device)).all(dim=1)
