@@ -47,6 +47,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from playspeed.config import Config
+from playspeed.models.backbone import frame_differences
 from playspeed.models.heads import ProjectionHead
 
 __all__ = ["ContrastReading", "KeyQueue", "MomentumContrast", "contrast_from_config",
@@ -120,7 +121,7 @@ def shuffle_motion(clips: torch.Tensor, *, generator: torch.Generator | None = N
     if frames < 3:
         raise ValueError(f"shuffle_motion: a clip of {frames} frames has no other order of "
                          "its frame changes (needs 3 or more)")
-    changes = (clips[:, :, 1:] - clips[:, :, :-1]).transpose(1, 2)  # M x (T-1) x C x H x W
+    changes = frame_differences(clips)[:, :, 1:].transpose(1, 2)  # M x (T-1) x C x H x W
     order = torch.rand(num, frames - 1, generator=generator).argsort(dim=1).to(clips.device)
     unchanged = (order == torch.arange(frames - 1, device=clips.device)).all(dim=1)
     order[unchanged] = order[unchanged].roll(1, dims=1)
@@ -185,10 +186,10 @@ def pair_masks(videos: torch.Tensor, groups: torch.Tensor, queue_videos: torch.T
         clip_direction = directions.flatten()
         alike = same_video & (clip_direction[:, None] == clip_direction[None, :])
     queue_negative = (queue_videos[None, :] != clip_video[:, None]) & (queue_videos[None, :] >= 0)
-    extra = [other_group] if shuffled else []
-    positive = torch.cat([alike & other_group,
-                          *(torch.zeros_like(m) for m in [*extra, queue_negative])], dim=1)
-    negative = torch.cat([~alike & other_group, *extra, queue_negative], dim=1)
+    shuffled_negative = [other_group] if shuffled else []
+    negative = torch.cat([~alike & other_group, *shuffled_negative, queue_negative], dim=1)
+    positive = torch.zeros_like(negative)
+    positive[:, :other_group.shape[1]] = alike & other_group
     return positive, negative
 
 
